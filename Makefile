@@ -1,0 +1,45 @@
+# bitrom: C11, libc, libm, pthreads. `make` builds build/bitrom; `make test` runs the whole suite
+# (unit + golden tests, then the same under ASan/UBSan, then the fuzzers for a bounded number of inputs).
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wvla -Wno-format-truncation
+CPPFLAGS = -Isrc -D_GNU_SOURCE
+LDLIBS   = -lm -lpthread
+
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c)
+CLI_SRC  = $(wildcard src/cli/*.c)
+TEST_SRC = $(wildcard tests/*.c)
+
+BUILD   ?= build
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all test test-fast test-asan fuzz clean bench
+all: $(BUILD)/bitrom
+
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libbitrom.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bitrom-tests: $(TEST_OBJ) $(BUILD)/libbitrom.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# The suite: normal build, then sanitizer build, then fuzzing (tests/run.sh drives all three).
+test:
+	sh tests/run.sh
+
+test-fast: $(BUILD)/bitrom $(BUILD)/bitrom-tests
+	BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests
+
+bench: $(BUILD)/bitrom
+	sh bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,46 @@
+/* The command-line front end: option parsing shared by all commands, and one function per command. */
+#ifndef BR_CLI_H
+#define BR_CLI_H
+
+#include "kernels/backend.h"
+#include "kernels/threadpool.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+typedef struct cli_opts {
+    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *json, *csv, *html, *sweep, *preset, *type, *kernel;
+    const char *lora[8], *lora_scale_str;
+    int n_lora;
+    int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat, top_k;
+    unsigned long long seed;
+    float temp, top_p;
+    int lora_bits, lora_act_bits;
+    int node_set, context, on_die, prompt_tokens;
+    double node;
+    int help, json_flag;
+} cli_opts;
+
+/* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */
+int cli_parse(int argc, char **argv, int first, cli_opts *o);
+
+/* A loaded model with its pool, backend and session, built from the options. */
+typedef struct cli_engine {
+    br_model model;
+    br_pool *pool;
+    br_backend *backend;
+    br_session session;
+    void *lora; /* adapter set, when --lora was given */
+    void *chip; /* chip backend, for stats */
+} cli_engine;
+
+int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq);
+void cli_engine_close(cli_engine *e);
+
+void cli_error(const char *msg);
+
+int cmd_run(const cli_opts *o);
+int cmd_logits(const cli_opts *o);
+int cmd_ppl(const cli_opts *o);
+int cmd_tokenize(const cli_opts *o);
+
+#endif

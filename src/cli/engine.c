@@ -1,0 +1,61 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "kernels/cpu_backend.h"
+
+static br_kernel_kind kernel_from_name(const char *s, int *ok) {
+    *ok = 1;
+    if (!s || strcmp(s, "auto") == 0) return BR_KERNEL_AUTO;
+    if (strcmp(s, "scalar") == 0) return BR_KERNEL_SCALAR;
+    if (strcmp(s, "avx2") == 0) return BR_KERNEL_AVX2;
+    if (strcmp(s, "reference") == 0) return BR_KERNEL_REFERENCE;
+    *ok = 0;
+    return BR_KERNEL_AUTO;
+}
+
+int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
+    memset(e, 0, sizeof *e);
+    br_error err;
+    if (!o->model) {
+        cli_error("no model given (-m MODEL)");
+        return -1;
+    }
+    if (br_model_load(&e->model, o->model, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    e->pool = br_pool_create(o->threads);
+    const char *be = o->backend ? o->backend : "cpu";
+    if (strcmp(be, "cpu") == 0) {
+        int ok;
+        br_kernel_kind k = kernel_from_name(o->kernel, &ok);
+        if (!ok) {
+            cli_error("--kernel must be auto, avx2, scalar or reference");
+            cli_engine_close(e);
+            return -1;
+        }
+        e->backend = br_cpu_backend_create(e->pool, k);
+    } else {
+        char msg[128];
+        snprintf(msg, sizeof msg, "unknown backend '%s' (cpu)", be);
+        cli_error(msg);
+        cli_engine_close(e);
+        return -1;
+    }
+    if (br_session_init(&e->session, &e->model, e->backend, e->pool, max_seq, &err)) {
+        cli_error(err.msg);
+        cli_engine_close(e);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_engine_close(cli_engine *e) {
+    if (e->session.model) br_session_free(&e->session);
+    if (e->backend) e->backend->destroy(e->backend);
+    br_pool_destroy(e->pool);
+    if (e->model.layers || e->model.path) br_model_free(&e->model);
+    memset(e, 0, sizeof *e);
+}

@@ -1,0 +1,60 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(const cli_opts *o);
+    const char *summary;
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "generate text from a prompt",
+     "bitrom run -m MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--top-p P] [--seed S] [--backend cpu|chip] [--hw CONFIG.json]\n"
+     "  Streams the continuation of TEXT to stdout; prompt and generation speed go to stderr.\n"
+     "  --temp 0 is greedy. Defaults: -n 128, --temp 0.8, --top-p 0.9, -t = number of cores."},
+    {"logits", cmd_logits, "write the logits of a token sequence",
+     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip]\n"
+     "  Writes float32 logits [n_tokens, vocab], row-major, little-endian: one row per input position."},
+    {"ppl", cmd_ppl, "perplexity of a text file",
+     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip]\n"
+     "  --ctx N: the whole file tokenized as one text (no BOS), cut into N-token blocks, each scored on its\n"
+     "  N-1 predictions; --chunks K stops after K blocks. --per-line: each non-empty line is its own\n"
+     "  sequence, BOS first. The last line printed is 'perplexity: X'."},
+    {"tokenize", cmd_tokenize, "print the token ids of a text",
+     "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
+     "  Prints the ids separated by single spaces on one line."},
+};
+
+static void usage_all(FILE *fp) {
+    fprintf(fp, "bitrom: BitNet b1.58 inference and a model of the BitROM compute-in-ROM accelerator\n\n"
+                "usage: bitrom COMMAND [options]   (bitrom COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage_all(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        cli_opts o;
+        if (cli_parse(argc, argv, 2, &o)) {
+            fprintf(stderr, "usage: %s\n", commands[i].usage);
+            return 2;
+        }
+        if (o.help) {
+            printf("usage: %s\n", commands[i].usage);
+            return 0;
+        }
+        return commands[i].fn(&o);
+    }
+    fprintf(stderr, "bitrom: error: unknown command '%s'\n", argv[1]);
+    usage_all(stderr);
+    return 2;
+}

@@ -1,0 +1,235 @@
+/* Weight layout ("2-bit interleaved"): each row is padded to a multiple of 128 columns and cut in
+ * blocks of 128 weights = 32 bytes; byte j of a block holds codes u = w+1 of columns j, j+32, j+64,
+ * j+96 in bits 0-1, 2-3, 4-5, 6-7. Then sum_c w*x = sum_c u*x - sum_c x, and u*x maps onto
+ * vpmaddubsw (unsigned u times signed x). Activations are padded with zeros to the same length. */
+#include "kernels/cpu_backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BR_HAVE_X86 1
+#endif
+
+#define BLOCK 128
+
+typedef struct packed_matrix {
+    int blocks_per_row;
+    uint8_t *codes; /* rows * blocks_per_row * 32 bytes */
+} packed_matrix;
+
+typedef struct cpu_backend {
+    br_backend base;
+    br_pool *pool;
+    br_kernel_kind kind;
+    int8_t *xpad; /* padded activations, grown on demand */
+    int32_t *xsum;
+    size_t xpad_cap;
+} cpu_backend;
+
+static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
+    (void)be;
+    (void)err;
+    packed_matrix *pm = br_malloc(sizeof *pm);
+    pm->blocks_per_row = (m->cols + BLOCK - 1) / BLOCK;
+    size_t row_bytes = (size_t)pm->blocks_per_row * 32;
+    pm->codes = aligned_alloc(32, ((size_t)m->rows * row_bytes + 31) / 32 * 32 + 32);
+    if (!pm->codes) return br_fail(err, "out of memory packing %s", br_proj_names[m->proj]);
+    memset(pm->codes, 0x55, (size_t)m->rows * row_bytes); /* code 1 = weight 0 in the padding */
+    for (int r = 0; r < m->rows; r++) {
+        uint8_t *row = pm->codes + (size_t)r * row_bytes;
+        const int8_t *w = m->w + (size_t)r * m->cols;
+        for (int c = 0; c < m->cols; c++) {
+            int blk = c / BLOCK, j = c % BLOCK, byte = j % 32, slot = j / 32;
+            uint8_t *b = &row[blk * 32 + byte];
+            *b = (uint8_t)((*b & ~(3u << (2 * slot))) | ((unsigned)(w[c] + 1) << (2 * slot)));
+        }
+    }
+    m->prepared = pm;
+    return 0;
+}
+
+static void cpu_unprepare(br_backend *be, br_ternary_matrix *m) {
+    (void)be;
+    packed_matrix *pm = m->prepared;
+    if (pm) {
+        free(pm->codes);
+        free(pm);
+    }
+    m->prepared = NULL;
+}
+
+static int32_t dot_scalar(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum) {
+    int32_t s = 0;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *q = codes + b * 32;
+        const int8_t *xb = x + b * BLOCK;
+        for (int j = 0; j < 32; j++) {
+            uint8_t v = q[j];
+            s += (v & 3) * xb[j] + ((v >> 2) & 3) * xb[j + 32] + ((v >> 4) & 3) * xb[j + 64] + ((v >> 6) & 3) * xb[j + 96];
+        }
+    }
+    return s - xsum;
+}
+
+#ifdef BR_HAVE_X86
+__attribute__((target("avx2"))) static inline __m256i block_madd(__m256i q, const int8_t *xb, __m256i mask) {
+    __m256i u0 = _mm256_and_si256(q, mask);
+    __m256i u1 = _mm256_and_si256(_mm256_srli_epi16(q, 2), mask);
+    __m256i u2 = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+    __m256i u3 = _mm256_and_si256(_mm256_srli_epi16(q, 6), mask);
+    __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_loadu_si256((const __m256i *)(xb)));
+    __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_loadu_si256((const __m256i *)(xb + 32)));
+    __m256i p2 = _mm256_maddubs_epi16(u2, _mm256_loadu_si256((const __m256i *)(xb + 64)));
+    __m256i p3 = _mm256_maddubs_epi16(u3, _mm256_loadu_si256((const __m256i *)(xb + 96)));
+    /* each lane of p is in [-512, 508]: the sum of four fits int16 */
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+__attribute__((target("avx2"))) static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Four rows at once: one activation load serves four weight rows. */
+__attribute__((target("avx2"))) static void dot4_avx2(const uint8_t *codes, size_t row_bytes, const int8_t *x, int blocks,
+                                                      int32_t xsum, int32_t *out) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int b = 0; b < blocks; b++) {
+        const int8_t *xb = x + b * BLOCK;
+        const uint8_t *q = codes + b * 32;
+        a0 = _mm256_add_epi32(a0, block_madd(_mm256_load_si256((const __m256i *)(q)), xb, mask));
+        a1 = _mm256_add_epi32(a1, block_madd(_mm256_load_si256((const __m256i *)(q + row_bytes)), xb, mask));
+        a2 = _mm256_add_epi32(a2, block_madd(_mm256_load_si256((const __m256i *)(q + 2 * row_bytes)), xb, mask));
+        a3 = _mm256_add_epi32(a3, block_madd(_mm256_load_si256((const __m256i *)(q + 3 * row_bytes)), xb, mask));
+    }
+    out[0] = hsum_epi32(a0) - xsum;
+    out[1] = hsum_epi32(a1) - xsum;
+    out[2] = hsum_epi32(a2) - xsum;
+    out[3] = hsum_epi32(a3) - xsum;
+}
+
+__attribute__((target("avx2"))) static int32_t dot1_avx2(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum) {
+    const __m256i mask = _mm256_set1_epi8(3);
+    __m256i a = _mm256_setzero_si256();
+    for (int b = 0; b < blocks; b++) a = _mm256_add_epi32(a, block_madd(_mm256_load_si256((const __m256i *)(codes + b * 32)), x + b * BLOCK, mask));
+    return hsum_epi32(a) - xsum;
+}
+#endif
+
+typedef struct matmul_job {
+    const br_ternary_matrix *m;
+    const packed_matrix *pm;
+    const int8_t *x; /* padded [n_tokens][blocks*BLOCK] */
+    const int32_t *xsum;
+    int n_tokens;
+    int32_t *acc;
+    br_kernel_kind kind;
+} matmul_job;
+
+static void matmul_worker(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    const int rows = j->m->rows, blocks = j->pm->blocks_per_row;
+    const size_t row_bytes = (size_t)blocks * 32, xstride = (size_t)blocks * BLOCK;
+    /* split in groups of 4 rows so no two threads write the same cache line often */
+    long g0, g1;
+    br_split_range((rows + 3) / 4, ith, nth, &g0, &g1);
+    int r0 = (int)g0 * 4, r1 = (int)g1 * 4;
+    if (r1 > rows) r1 = rows;
+    for (int r = r0; r < r1;) {
+        const uint8_t *codes = j->pm->codes + (size_t)r * row_bytes;
+#ifdef BR_HAVE_X86
+        if (j->kind == BR_KERNEL_AVX2 && r + 4 <= r1) {
+            for (int t = 0; t < j->n_tokens; t++) {
+                int32_t out[4];
+                dot4_avx2(codes, row_bytes, j->x + t * xstride, blocks, j->xsum[t], out);
+                memcpy(&j->acc[(size_t)t * rows + r], out, sizeof out);
+            }
+            r += 4;
+            continue;
+        }
+        if (j->kind == BR_KERNEL_AVX2) {
+            for (int t = 0; t < j->n_tokens; t++)
+                j->acc[(size_t)t * rows + r] = dot1_avx2(codes, j->x + t * xstride, blocks, j->xsum[t]);
+            r++;
+            continue;
+        }
+#endif
+        for (int t = 0; t < j->n_tokens; t++)
+            j->acc[(size_t)t * rows + r] = dot_scalar(codes, j->x + t * xstride, blocks, j->xsum[t]);
+        r++;
+    }
+}
+
+static void cpu_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t *x, int n_tokens, int pos0, int32_t *acc) {
+    (void)pos0;
+    cpu_backend *cb = (cpu_backend *)be;
+    if (cb->kind == BR_KERNEL_REFERENCE) {
+        br_ternary_matmul_reference(m, x, n_tokens, acc);
+        return;
+    }
+    const packed_matrix *pm = m->prepared;
+    size_t stride = (size_t)pm->blocks_per_row * BLOCK, need = stride * (size_t)n_tokens;
+    if (need > cb->xpad_cap) {
+        free(cb->xpad);
+        cb->xpad = aligned_alloc(32, (need + 31) / 32 * 32);
+        if (!cb->xpad) {
+            br_ternary_matmul_reference(m, x, n_tokens, acc);
+            cb->xpad_cap = 0;
+            return;
+        }
+        cb->xpad_cap = need;
+        cb->xsum = br_realloc(cb->xsum, (size_t)n_tokens * sizeof(int32_t) + need / BLOCK * sizeof(int32_t));
+    }
+    for (int t = 0; t < n_tokens; t++) {
+        int8_t *dst = cb->xpad + t * stride;
+        const int8_t *src = x + (size_t)t * m->cols;
+        memcpy(dst, src, (size_t)m->cols);
+        memset(dst + m->cols, 0, stride - (size_t)m->cols);
+        int32_t s = 0;
+        for (int c = 0; c < m->cols; c++) s += src[c];
+        cb->xsum[t] = s;
+    }
+    matmul_job job = {m, pm, cb->xpad, cb->xsum, n_tokens, acc, cb->kind};
+    br_pool_run(cb->pool, matmul_worker, &job);
+}
+
+static void cpu_destroy(br_backend *be) {
+    cpu_backend *cb = (cpu_backend *)be;
+    free(cb->xpad);
+    free(cb->xsum);
+    free(cb);
+}
+
+static br_kernel_kind detect_kernel(void) {
+#ifdef BR_HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return BR_KERNEL_AVX2;
+#endif
+    return BR_KERNEL_SCALAR;
+}
+
+br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind) {
+    cpu_backend *cb = br_calloc(1, sizeof *cb);
+    if (kind == BR_KERNEL_AUTO) kind = detect_kernel();
+    if (kind == BR_KERNEL_AVX2 && detect_kernel() != BR_KERNEL_AVX2) kind = BR_KERNEL_SCALAR;
+    cb->kind = kind;
+    cb->pool = pool;
+    cb->base.name = "cpu";
+    cb->base.act_bits = 8;
+    cb->base.prepare = cpu_prepare;
+    cb->base.matmul = cpu_matmul;
+    cb->base.unprepare = cpu_unprepare;
+    cb->base.destroy = cpu_destroy;
+    return &cb->base;
+}
+
+const char *br_cpu_kernel_name(const br_backend *be) {
+    static const char *names[] = {"auto", "scalar", "avx2", "reference"};
+    return names[((const cpu_backend *)be)->kind];
+}

@@ -1,0 +1,253 @@
+#include "model/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+
+#define MAX_BATCH 64
+
+int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err) {
+    memset(s, 0, sizeof *s);
+    const br_config *c = &m->cfg;
+    s->model = m;
+    s->backend = be;
+    s->pool = pool;
+    s->max_seq = max_seq > 0 && max_seq < c->max_seq ? max_seq : c->max_seq;
+    s->max_batch = MAX_BATCH;
+    const size_t B = (size_t)s->max_batch, q_dim = (size_t)c->n_heads * c->head_dim,
+                 kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t widest = (size_t)c->dim;
+    if (q_dim > widest) widest = q_dim;
+    if ((size_t)c->ffn_dim > widest) widest = (size_t)c->ffn_dim;
+    s->k_cache = br_calloc((size_t)c->n_layers * s->max_seq * kv_dim, sizeof(float));
+    s->v_cache = br_calloc((size_t)c->n_layers * s->max_seq * kv_dim, sizeof(float));
+    s->x = br_malloc(B * c->dim * sizeof(float));
+    s->xb = br_malloc(B * widest * sizeof(float));
+    s->q = br_malloc(B * q_dim * sizeof(float));
+    s->k = br_malloc(B * kv_dim * sizeof(float));
+    s->v = br_malloc(B * kv_dim * sizeof(float));
+    s->attn = br_malloc(B * q_dim * sizeof(float));
+    s->hb = br_malloc(B * c->ffn_dim * sizeof(float));
+    s->hb2 = br_malloc(B * c->ffn_dim * sizeof(float));
+    s->y = br_malloc(B * widest * sizeof(float));
+    s->scores = br_malloc((size_t)br_pool_size(pool) * s->max_seq * sizeof(float));
+    s->xq = br_malloc(B * widest);
+    s->xs = br_malloc(B * sizeof(float));
+    s->acc = br_malloc(B * widest * sizeof(int32_t));
+    s->rope_inv_freq = br_malloc((size_t)c->head_dim / 2 * sizeof(float));
+    for (int i = 0; i < c->head_dim / 2; i++) /* as transformers: 1 / theta^(2i/d) in float32 */
+        s->rope_inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < BR_PROJ_COUNT; k++)
+            if (be->prepare && be->prepare(be, &m->layers[l].proj[k].m, err)) {
+                br_session_free(s);
+                return -1;
+            }
+    return 0;
+}
+
+void br_session_free(br_session *s) {
+    if (s->model && s->backend && s->backend->unprepare)
+        for (int l = 0; l < s->model->cfg.n_layers; l++)
+            for (int k = 0; k < BR_PROJ_COUNT; k++) s->backend->unprepare(s->backend, &s->model->layers[l].proj[k].m);
+    float *bufs[] = {s->k_cache, s->v_cache, s->x, s->xb, s->q, s->k, s->v, s->attn, s->hb, s->hb2, s->y, s->scores, s->xs, s->rope_inv_freq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s->xq);
+    free(s->acc);
+    memset(s, 0, sizeof *s);
+}
+
+void br_session_reset(br_session *s) { s->pos = 0; }
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+/* Quantizes T rows of x (n wide) into s->xq / s->xs with the backend's activation width. */
+static void quantize_rows(br_session *s, const float *x, int T, int n) {
+    for (int t = 0; t < T; t++) s->xs[t] = br_quantize_absmax(x + (size_t)t * n, n, s->backend->act_bits, s->xq + (size_t)t * n);
+}
+
+/* y = BitLinear(x) for T tokens whose codes are already in s->xq / s->xs. */
+static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) {
+    const br_ternary_matrix *m = &bl->m;
+    s->backend->matmul(s->backend, m, s->xq, T, s->pos, s->acc);
+    const int divide = s->model->cfg.scale_conv == BR_SCALE_DIVIDE;
+    for (int t = 0; t < T; t++) {
+        const float xs = s->xs[t];
+        const int32_t *a = s->acc + (size_t)t * m->rows;
+        float *yt = y + (size_t)t * m->rows;
+        if (divide) {
+            const float d = xs * bl->weight_scale;
+            for (int r = 0; r < m->rows; r++) yt[r] = (float)a[r] / d;
+        } else {
+            for (int r = 0; r < m->rows; r++) yt[r] = (float)a[r] / xs * bl->weight_scale;
+        }
+    }
+    if (s->hook) s->hook(s->hook_ctx, m, x, T, s->pos, y);
+}
+
+static void rope(const br_session *s, float *v, int n_heads, int pos) {
+    const int hd = s->model->cfg.head_dim, half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        const float ang = (float)pos * s->rope_inv_freq[i];
+        const float c = cosf(ang), sn = sinf(ang);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + h * hd;
+            const float a = p[i], b = p[i + half];
+            p[i] = a * c - b * sn;
+            p[i + half] = b * c + a * sn;
+        }
+    }
+}
+
+typedef struct attn_job {
+    br_session *s;
+    int layer, T;
+} attn_job;
+
+static void attention_worker(void *ctx, int ith, int nth) {
+    const attn_job *j = ctx;
+    br_session *s = j->s;
+    const br_config *c = &s->model->cfg;
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    const float *kc = s->k_cache + (size_t)j->layer * s->max_seq * kv_dim;
+    const float *vc = s->v_cache + (size_t)j->layer * s->max_seq * kv_dim;
+    float *sc = s->scores + (size_t)ith * s->max_seq;
+    const float inv_sqrt = 1.0f / sqrtf((float)hd);
+    long b, e;
+    br_split_range((long)j->T * c->n_heads, ith, nth, &b, &e);
+    for (long idx = b; idx < e; idx++) {
+        const int t = (int)(idx / c->n_heads), h = (int)(idx % c->n_heads), p = s->pos + t, kvh = h / group;
+        const float *q = s->q + (size_t)t * q_dim + h * hd;
+        float mx = -INFINITY;
+        for (int i = 0; i <= p; i++) {
+            const float *k = kc + (size_t)i * kv_dim + kvh * hd;
+            float d = 0;
+            for (int e2 = 0; e2 < hd; e2++) d += q[e2] * k[e2];
+            sc[i] = d * inv_sqrt;
+            if (sc[i] > mx) mx = sc[i];
+        }
+        float sum = 0;
+        for (int i = 0; i <= p; i++) {
+            sc[i] = expf(sc[i] - mx);
+            sum += sc[i];
+        }
+        float *out = s->attn + (size_t)t * q_dim + h * hd;
+        memset(out, 0, sizeof(float) * hd);
+        for (int i = 0; i <= p; i++) {
+            const float w = sc[i] / sum;
+            const float *v = vc + (size_t)i * kv_dim + kvh * hd;
+            for (int e2 = 0; e2 < hd; e2++) out[e2] += w * v[e2];
+        }
+    }
+}
+
+typedef struct lm_head_job {
+    const float *w, *x;
+    float *out;
+    int rows, dim, T, stride;
+} lm_head_job;
+
+static void lm_head_worker(void *ctx, int ith, int nth) {
+    const lm_head_job *j = ctx;
+    long b, e;
+    br_split_range(j->rows, ith, nth, &b, &e);
+    for (int t = 0; t < j->T; t++) {
+        const float *x = j->x + (size_t)t * j->dim;
+        for (long r = b; r < e; r++) {
+            const float *w = j->w + (size_t)r * j->dim;
+            float d = 0;
+            for (int i = 0; i < j->dim; i++) d += w[i] * x[i];
+            j->out[(size_t)t * j->stride + r] = d;
+        }
+    }
+}
+
+static void activate(const br_config *c, float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        if (c->act == BR_ACT_SILU) g = g / (1.0f + expf(-g));
+        else g = g > 0 ? g * g : 0.0f;
+        gate[i] = g * up[i];
+    }
+}
+
+static void layer_forward(br_session *s, int l, int T) {
+    const br_config *c = &s->model->cfg;
+    const br_layer *L = &s->model->layers[l];
+    const int dim = c->dim, hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, ffn = c->ffn_dim;
+    /* attention: norm -> quantize once -> q, k, v */
+    for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
+    quantize_rows(s, s->xb, T, dim);
+    bitlinear(s, &L->proj[BR_PROJ_Q], s->xb, T, s->q);
+    bitlinear(s, &L->proj[BR_PROJ_K], s->xb, T, s->k);
+    bitlinear(s, &L->proj[BR_PROJ_V], s->xb, T, s->v);
+    for (int t = 0; t < T; t++) {
+        const int p = s->pos + t;
+        rope(s, s->q + (size_t)t * q_dim, c->n_heads, p);
+        rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, p);
+        const size_t off = ((size_t)l * s->max_seq + p) * kv_dim;
+        memcpy(s->k_cache + off, s->k + (size_t)t * kv_dim, kv_dim * sizeof(float));
+        memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim, kv_dim * sizeof(float));
+    }
+    attn_job aj = {s, l, T};
+    br_pool_run(s->pool, attention_worker, &aj);
+    float *o_in = s->attn;
+    if (L->attn_sub_norm) {
+        for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * q_dim, s->attn + (size_t)t * q_dim, L->attn_sub_norm, q_dim, c->norm_eps);
+        o_in = s->xb;
+    }
+    quantize_rows(s, o_in, T, q_dim);
+    bitlinear(s, &L->proj[BR_PROJ_O], o_in, T, s->y);
+    for (size_t i = 0; i < (size_t)T * dim; i++) s->x[i] += s->y[i];
+    /* feed-forward: norm -> quantize once -> gate, up -> act -> (sub-norm) -> down */
+    for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
+    quantize_rows(s, s->xb, T, dim);
+    bitlinear(s, &L->proj[BR_PROJ_GATE], s->xb, T, s->hb);
+    bitlinear(s, &L->proj[BR_PROJ_UP], s->xb, T, s->hb2);
+    activate(c, s->hb, s->hb2, (size_t)T * ffn);
+    float *d_in = s->hb;
+    if (L->ffn_sub_norm) {
+        for (int t = 0; t < T; t++) rmsnorm(s->hb2 + (size_t)t * ffn, s->hb + (size_t)t * ffn, L->ffn_sub_norm, ffn, c->norm_eps);
+        d_in = s->hb2;
+    }
+    quantize_rows(s, d_in, T, ffn);
+    bitlinear(s, &L->proj[BR_PROJ_DOWN], d_in, T, s->y);
+    for (size_t i = 0; i < (size_t)T * dim; i++) s->x[i] += s->y[i];
+}
+
+static int forward_batch(br_session *s, const int *tokens, int T, float *logits, int all_logits, int is_last, br_error *err) {
+    const br_config *c = &s->model->cfg;
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return br_fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], c->vocab_size - 1);
+        memcpy(s->x + (size_t)t * c->dim, s->model->embed + (size_t)tokens[t] * c->dim, c->dim * sizeof(float));
+    }
+    for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, T);
+    if (logits && (all_logits || is_last)) {
+        int first = all_logits ? 0 : T - 1, n = T - first;
+        for (int t = first; t < T; t++) rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
+        lm_head_job lj = {s->model->lm_head, s->xb, logits, c->vocab_size, c->dim, n, c->vocab_size};
+        br_pool_run(s->pool, lm_head_worker, &lj);
+    }
+    s->pos += T;
+    return 0;
+}
+
+int br_session_forward(br_session *s, const int *tokens, int n, float *logits, int all_logits, br_error *err) {
+    if (s->pos + n > s->max_seq)
+        return br_fail(err, "context full: %d + %d tokens exceed the context of %d", s->pos, n, s->max_seq);
+    for (int done = 0; done < n;) {
+        int T = n - done < s->max_batch ? n - done : s->max_batch;
+        float *out = logits && all_logits ? logits + (size_t)done * s->model->cfg.vocab_size : logits;
+        if (forward_batch(s, tokens + done, T, out, all_logits, done + T == n, err)) return -1;
+        done += T;
+    }
+    return 0;
+}
