@@ -44,17 +44,13 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         cli_opts o;
-        if (cli_parse(argc, argv, 2, &o)) {
-            fprintf(stderr, "usage: %s\n", commands[i].usage);
-            return 2;
-        }
+        if (cli_parse(argc, argv, 2, &o)) return 2; /* cli_parse printed the one-line error */
         if (o.help) {
             printf("usage: %s\n", commands[i].usage);
             return 0;
         }
         return commands[i].fn(&o);
     }
-    fprintf(stderr, "bitrom: error: unknown command '%s'\n", argv[1]);
-    usage_all(stderr);
+    fprintf(stderr, "bitrom: error: unknown command '%s' (see 'bitrom --help')\n", argv[1]);
     return 2;
 }

@@ -121,16 +121,20 @@ int br_config_validate(const br_config *c, const char *path, br_error *err) {
     return 0;
 }
 
+int br_config_parse_text(br_config *c, const char *text, size_t len, const char *path, br_error *err) {
+    br_json j;
+    if (br_json_parse(text, len, &j, err)) return br_fail_prefix(err, path);
+    int rc = parse_config(c, &j, path, err);
+    br_json_free(&j);
+    return rc;
+}
+
 int br_config_from_json_file(br_config *c, const char *path, br_error *err) {
     char *text;
     size_t len;
     if (br_read_file(path, 16u << 20, &text, &len, err)) return -1;
-    br_json j;
-    int rc = br_json_parse(text, len, &j, err);
+    int rc = br_config_parse_text(c, text, len, path, err);
     free(text);
-    if (rc) return br_fail_prefix(err, path);
-    rc = parse_config(c, &j, path, err);
-    br_json_free(&j);
     return rc;
 }
 

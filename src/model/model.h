@@ -64,6 +64,7 @@ int br_model_load(br_model *m, const char *path, br_error *err);
 void br_model_free(br_model *m);
 
 int br_config_from_json_file(br_config *c, const char *path, br_error *err);
+int br_config_parse_text(br_config *c, const char *text, size_t len, const char *path, br_error *err);
 int br_config_validate(const br_config *c, const char *path, br_error *err);
 
 /* Unpacks the HF row-block layout (BITROM.md 2.2): P[ceil(N/4)][K] -> W[N][K] in {-1,0,1}.

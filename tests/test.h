@@ -1,0 +1,43 @@
+/* A minimal test harness: TEST(name) functions registered in tests/test_main.c, CHECK macros that
+ * count failures, and helpers to find the shared assets and run the CLI. */
+#ifndef BR_TEST_H
+#define BR_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int g_test_failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+            g_test_failures++;                                                       \
+        }                                                                            \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                            \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+            g_test_failures++;                                                       \
+        }                                                                            \
+    } while (0)
+
+/* Path of an asset: $BITROM_ASSETS (default ../shared/assets) joined with rel; static buffer ring. */
+const char *asset(const char *rel);
+/* Path of the bitrom binary ($BITROM, default build/bitrom). */
+const char *bitrom_bin(void);
+/* A fresh temporary directory for this test run, and a path inside it. */
+const char *tmp_path(const char *name);
+/* Runs a shell command; returns the exit status (or 128+signal), stdout/stderr captured to files. */
+int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
+/* Reads a whole binary file; returns bytes read or -1. */
+long read_all(const char *path, void **buf);
+/* Parses a JSON array of ints from a file's key (the meta.json files); returns count. */
+int json_int_array(const char *path, const char *key1, const char *key2, int *out, int cap);
+
+#endif

@@ -1,0 +1,128 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "util/fileio.h"
+#include "util/json.h"
+
+int g_test_failures;
+
+const char *asset(const char *rel) {
+    static char ring[8][1024];
+    static int k;
+    const char *base = getenv("BITROM_ASSETS");
+    if (!base) base = "../shared/assets";
+    char *b = ring[k++ % 8];
+    snprintf(b, sizeof ring[0], "%s/%s", base, rel);
+    return b;
+}
+
+const char *bitrom_bin(void) {
+    const char *b = getenv("BITROM");
+    return b ? b : "build/bitrom";
+}
+
+static char g_tmpdir[256];
+
+const char *tmp_path(const char *name) {
+    static char ring[8][512];
+    static int k;
+    char *b = ring[k++ % 8];
+    snprintf(b, sizeof ring[0], "%s/%s", g_tmpdir, name);
+    return b;
+}
+
+static void slurp(const char *path, char *buf, size_t cap) {
+    if (!buf) return;
+    buf[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap) {
+    char full[8192];
+    const char *o = tmp_path("cmd.out"), *e = tmp_path("cmd.err");
+    snprintf(full, sizeof full, "%s >%s 2>%s </dev/null", cmd, o, e);
+    int st = system(full);
+    slurp(o, out, out_cap);
+    slurp(e, err, err_cap);
+    if (st == -1) return -1;
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    int code = WEXITSTATUS(st);
+    return code;
+}
+
+long read_all(const char *path, void **buf) {
+    char *text;
+    size_t len;
+    br_error err;
+    if (br_read_file(path, 1u << 30, &text, &len, &err)) return -1;
+    *buf = text;
+    return (long)len;
+}
+
+int json_int_array(const char *path, const char *key1, const char *key2, int *out, int cap) {
+    char *text;
+    size_t len;
+    br_error err;
+    if (br_read_file(path, 64u << 20, &text, &len, &err)) return -1;
+    br_json j;
+    int rc = br_json_parse(text, len, &j, &err);
+    free(text);
+    if (rc) return -1;
+    const br_json *v = br_json_get(&j, key1);
+    if (v && key2) v = br_json_get(v, key2);
+    int n = -1;
+    if (v && v->type == BR_JSON_ARRAY) {
+        n = 0;
+        for (size_t i = 0; i < v->count && n < cap; i++) out[n++] = (int)v->items[i].number;
+    }
+    br_json_free(&j);
+    return n;
+}
+
+/* ---- registry ---- */
+#define X(name) void name(void);
+#include "tests.def"
+#undef X
+
+typedef struct test_case {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+static const test_case tests[] = {
+#define X(name) {#name, name},
+#include "tests.def"
+#undef X
+};
+
+int main(int argc, char **argv) {
+    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/bitrom-tests.%ld", (long)getpid());
+    mkdir(g_tmpdir, 0700);
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (argc > 1 && !strstr(tests[i].name, argv[1])) continue;
+        int before = g_test_failures;
+        fprintf(stderr, "[ RUN  ] %s\n", tests[i].name);
+        tests[i].fn();
+        if (g_test_failures == before) {
+            passed++;
+            fprintf(stderr, "[  OK  ] %s\n", tests[i].name);
+        } else {
+            failed++;
+            fprintf(stderr, "[ FAIL ] %s\n", tests[i].name);
+        }
+    }
+    char rm[300];
+    snprintf(rm, sizeof rm, "rm -rf %s", g_tmpdir);
+    if (system(rm) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmpdir);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

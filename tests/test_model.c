@@ -1,0 +1,216 @@
+#include <math.h>
+
+#include "kernels/cpu_backend.h"
+#include "kernels/quant.h"
+#include "model/eval.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/tensor.h"
+#include "test.h"
+#include "util/fileio.h"
+
+static const char *const golden_models[] = {"stories3m", "falcon3-tiny", "bitnet2b-tiny"};
+
+void test_safetensors_valid(void) {
+    br_tensor_set ts;
+    br_error e;
+    CHECK(br_safetensors_open(&ts, asset("models/stories3m"), &e) == 0);
+    CHECK(ts.n_tensors == 146);
+    const br_tensor *t = br_tensors_find(&ts, "model.layers.0.self_attn.k_proj.weight");
+    CHECK(t && t->dtype == BR_DT_U8 && t->shape[0] == 32 && t->shape[1] == 256);
+    br_tensors_free(&ts);
+}
+
+void test_hf_unpack_layout(void) {
+    /* N = 6 outputs -> rows = 2; byte [r][c] holds W[i*2 + r][c] in bits 2i..2i+1 */
+    const int N = 6, K = 3;
+    int8_t w[18];
+    uint8_t p[6] = {0};
+    const int8_t want[18] = {-1, 0, 1, 1, 1, 0, 0, -1, -1, 1, 0, 1, -1, -1, -1, 0, 0, 0};
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < K; c++) p[(n % 2) * K + c] |= (uint8_t)((want[n * K + c] + 1) << (2 * (n / 2)));
+    br_error e;
+    CHECK(br_unpack_hf_ternary(p, N, K, w, "t", &e) == 0);
+    CHECK(memcmp(w, want, sizeof want) == 0);
+    p[0] |= 3;
+    CHECK(br_unpack_hf_ternary(p, N, K, w, "t", &e) == -1 && strstr(e.msg, "invalid ternary code"));
+}
+
+static uint64_t rng_state = 12345;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+
+void test_kernels_match_reference(void) {
+    const int shapes[][3] = {{1, 1, 1}, {5, 127, 3}, {4, 128, 1}, {17, 129, 5}, {64, 256, 64}, {33, 1000, 2}, {8, 385, 70}};
+    br_pool *pool = br_pool_create(2);
+    br_kernel_kind kinds[] = {BR_KERNEL_SCALAR, BR_KERNEL_AVX2};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1], T = shapes[s][2];
+        br_ternary_matrix m = {rows, cols, br_malloc((size_t)rows * cols), 0, BR_PROJ_Q, NULL};
+        int8_t *x = br_malloc((size_t)T * cols);
+        for (int i = 0; i < rows * cols; i++) m.w[i] = (int8_t)(rnd() % 3) - 1;
+        for (int i = 0; i < T * cols; i++) x[i] = (int8_t)(rnd() % 256 - 128); /* includes -128 */
+        int32_t *ref = br_malloc(sizeof(int32_t) * (size_t)T * rows), *got = br_malloc(sizeof(int32_t) * (size_t)T * rows);
+        br_ternary_matmul_reference(&m, x, T, ref);
+        for (size_t k = 0; k < 2; k++) {
+            br_backend *be = br_cpu_backend_create(pool, kinds[k]);
+            br_error e;
+            CHECK(be->prepare(be, &m, &e) == 0);
+            be->matmul(be, &m, x, T, 0, got);
+            CHECKF(memcmp(ref, got, sizeof(int32_t) * (size_t)T * rows) == 0, "%s %dx%d T=%d", br_cpu_kernel_name(be), rows, cols, T);
+            be->unprepare(be, &m);
+            be->destroy(be);
+        }
+        free(m.w);
+        free(x);
+        free(ref);
+        free(got);
+    }
+    br_pool_destroy(pool);
+}
+
+void test_quantize_absmax(void) {
+    const float x[6] = {0.5f, -1.0f, 0.25f, 1.0f / 254.0f, -0.5f, 0.0f};
+    int8_t q[6];
+    float s = br_quantize_absmax(x, 6, 8, q);
+    CHECK(s == 127.0f);
+    CHECK(q[0] == 64 && q[1] == -127 && q[2] == 32 && q[4] == -64 && q[5] == 0); /* 63.5 -> 64 (even) */
+    CHECK(q[3] == 0);                                                            /* 0.5 -> 0 (half to even) */
+    s = br_quantize_absmax(x, 6, 4, q);
+    CHECK(s == 7.0f && q[1] == -7 && q[0] == 4 && q[2] == 2); /* 3.5 -> 4, 1.75 -> 2 */
+    float z[3] = {0, 0, 0};
+    s = br_quantize_absmax(z, 3, 8, q);
+    CHECK(s == 127.0f / 1e-5f && q[0] == 0);
+}
+
+typedef struct golden_cmp {
+    double argmax_agree, median_rel_diff;
+} golden_cmp;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static golden_cmp compare_logits(const float *got, const float *ref, int n, int vocab) {
+    golden_cmp r = {0, 0};
+    double *diffs = br_malloc(sizeof(double) * (size_t)n * vocab);
+    float lo = ref[0], hi = ref[0];
+    int agree = 0;
+    for (int t = 0; t < n; t++) {
+        int ag = 0, ar = 0;
+        for (int v = 0; v < vocab; v++) {
+            size_t i = (size_t)t * vocab + v;
+            if (got[i] > got[(size_t)t * vocab + ag]) ag = v;
+            if (ref[i] > ref[(size_t)t * vocab + ar]) ar = v;
+            if (ref[i] < lo) lo = ref[i];
+            if (ref[i] > hi) hi = ref[i];
+            diffs[i] = fabs((double)got[i] - ref[i]);
+        }
+        agree += ag == ar;
+    }
+    qsort(diffs, (size_t)n * vocab, sizeof(double), cmp_double);
+    r.argmax_agree = (double)agree / n;
+    r.median_rel_diff = diffs[(size_t)n * vocab / 2] / (hi - lo);
+    free(diffs);
+    return r;
+}
+
+void test_golden_logits(void) {
+    static const char *const seqs[3][2] = {{"story", "kjv"}, {"rand0", "rand1"}, {"rand0", "rand1"}};
+    br_pool *pool = br_pool_create(2);
+    for (int mi = 0; mi < 3; mi++) {
+        char path[256];
+        snprintf(path, sizeof path, "models/%s", golden_models[mi]);
+        br_model m;
+        br_error e;
+        if (br_model_load(&m, asset(path), &e)) {
+            CHECKF(0, "%s", e.msg);
+            continue;
+        }
+        br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+        br_session s;
+        CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
+        for (int si = 0; si < 2; si++) {
+            char meta[256], lf[256];
+            snprintf(meta, sizeof meta, "golden/%s/meta.json", golden_models[mi]);
+            snprintf(lf, sizeof lf, "golden/%s/logits_%s.f32", golden_models[mi], seqs[mi][si]);
+            int toks[256];
+            int n = json_int_array(asset(meta), seqs[mi][si], "tokens", toks, 256);
+            CHECK(n > 0);
+            void *ref;
+            long bytes = read_all(asset(lf), &ref);
+            CHECK(bytes == (long)n * m.cfg.vocab_size * 4);
+            float *got = br_malloc((size_t)n * m.cfg.vocab_size * 4);
+            br_session_reset(&s);
+            CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
+            golden_cmp c = compare_logits(got, ref, n, m.cfg.vocab_size);
+            fprintf(stderr, "  %s/%s: argmax agreement %.3f, median |diff| / range %.2e\n", golden_models[mi], seqs[mi][si], c.argmax_agree, c.median_rel_diff);
+            CHECK(c.argmax_agree >= 0.95);
+            CHECK(c.median_rel_diff <= 1e-4);
+            free(got);
+            free(ref);
+        }
+        br_session_free(&s);
+        be->destroy(be);
+        br_model_free(&m);
+    }
+    br_pool_destroy(pool);
+}
+
+typedef struct collect {
+    int ids[64];
+    int n;
+} collect;
+
+static int collect_token(void *p, int tok) {
+    collect *c = p;
+    if (c->n < 64) c->ids[c->n++] = tok;
+    return 0;
+}
+
+void test_greedy_generation(void) {
+    br_model m;
+    br_error e;
+    CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    br_pool *pool = br_pool_create(1);
+    br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+    br_session s;
+    CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
+    const char *names[] = {"story", "kjv"};
+    for (int k = 0; k < 2; k++) {
+        int toks[128], greedy[128];
+        int n = json_int_array(asset("golden/stories3m/meta.json"), names[k], "tokens", toks, 128);
+        int ng = json_int_array(asset("golden/stories3m/meta.json"), names[k], "greedy", greedy, 128);
+        CHECK(ng >= n + 16);
+        br_sampler smp;
+        br_sampler_init(&smp, m.cfg.vocab_size, 0.0f, 1.0f, 1);
+        collect c = {{0}, 0};
+        br_gen_stats st;
+        br_session_reset(&s);
+        CHECK(br_generate(&s, &smp, toks, n, 16, collect_token, &c, &st, &e) == 0);
+        CHECK(c.n == 16);
+        int same = 1;
+        for (int i = 0; i < c.n; i++) same &= c.ids[i] == greedy[n + i];
+        CHECKF(same, "greedy continuation of '%s' differs", names[k]);
+        br_sampler_free(&smp);
+    }
+    br_session_free(&s);
+    be->destroy(be);
+    br_pool_destroy(pool);
+    br_model_free(&m);
+}
+
+void test_perplexity_per_line(void) {
+    char out[4096], err[4096];
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s ppl -m %s -f %s --per-line", bitrom_bin(), asset("models/stories3m"), asset("data/tinystories-sample.txt"));
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    const char *p = strstr(out, "perplexity: ");
+    CHECK(p != NULL);
+    double ppl = p ? atof(p + 12) : 0;
+    fprintf(stderr, "  stories3m TinyStories per-line perplexity %.4f (reference 4.996)\n", ppl);
+    CHECK(fabs(ppl - 4.996) / 4.996 < 0.01);
+}
