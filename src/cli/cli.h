@@ -35,6 +35,8 @@ typedef struct cli_engine {
 
 int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq);
 void cli_engine_close(cli_engine *e);
+/* Writes the chip's event counts to --stats FILE when given. */
+int cli_engine_write_stats(const cli_engine *e, const cli_opts *o);
 
 void cli_error(const char *msg);
 

@@ -70,6 +70,7 @@ int cmd_run(const cli_opts *o) {
         fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | backend %s, %d threads\n", st.n_prompt,
                 st.prompt_seconds > 0 ? st.n_prompt / st.prompt_seconds : 0.0, st.n_generated,
                 st.gen_seconds > 0 ? st.n_generated / st.gen_seconds : 0.0, e.backend->name, o->threads);
+    if (rc == 0 && cli_engine_write_stats(&e, o)) rc = 1;
     free(ids);
     br_sampler_free(&smp);
     cli_engine_close(&e);
@@ -130,6 +131,7 @@ int cmd_logits(const cli_opts *o) {
             rc = 1;
         }
     }
+    if (rc == 0 && cli_engine_write_stats(&e, o)) rc = 1;
     free(logits);
     free(ids);
     cli_engine_close(&e);
@@ -176,6 +178,7 @@ int cmd_ppl(const cli_opts *o) {
         printf("sequences: %d, predictions: %ld, mean nll: %.6f\n", r.n_sequences, r.n_predictions, r.nll_sum / (double)r.n_predictions);
         printf("perplexity: %.4f\n", br_ppl_value(&r));
     }
+    if (rc == 0 && cli_engine_write_stats(&e, o)) rc = 1;
     free(text);
     cli_engine_close(&e);
     return rc;

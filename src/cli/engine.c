@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/fileio.h"
+#include "chip/chip_backend.h"
 #include "kernels/cpu_backend.h"
 
 static br_kernel_kind kernel_from_name(const char *s, int *ok) {
@@ -37,9 +39,22 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
             return -1;
         }
         e->backend = br_cpu_backend_create(e->pool, k);
+    } else if (strcmp(be, "chip") == 0) {
+        br_hwconfig hw;
+        br_hwconfig_default(&hw);
+        if (o->hw && br_hwconfig_load(&hw, o->hw, &err)) {
+            cli_error(err.msg);
+            cli_engine_close(e);
+            return -1;
+        }
+        fprintf(stderr, "chip config: ");
+        br_hwconfig_write_json(&hw, stderr, 0);
+        fprintf(stderr, "\n");
+        e->backend = br_chip_backend_create(&hw, e->pool, e->model.cfg.n_layers);
+        e->chip = e->backend;
     } else {
         char msg[128];
-        snprintf(msg, sizeof msg, "unknown backend '%s' (cpu)", be);
+        snprintf(msg, sizeof msg, "unknown backend '%s' (cpu, chip)", be);
         cli_error(msg);
         cli_engine_close(e);
         return -1;
@@ -47,6 +62,26 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
     if (br_session_init(&e->session, &e->model, e->backend, e->pool, max_seq, &err)) {
         cli_error(err.msg);
         cli_engine_close(e);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
+    if (!o->stats) return 0;
+    if (!e->chip) {
+        cli_error("--stats needs --backend chip");
+        return -1;
+    }
+    br_atomic_file af;
+    br_error err;
+    if (br_atomic_open(&af, o->stats, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    br_chip_backend_write_stats(e->chip, af.fp);
+    if (br_atomic_commit(&af, &err)) {
+        cli_error(err.msg);
         return -1;
     }
     return 0;

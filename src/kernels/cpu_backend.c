@@ -196,7 +196,8 @@ static void cpu_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t 
         cb->xsum[t] = s;
     }
     matmul_job job = {m, pm, cb->xpad, cb->xsum, n_tokens, acc, cb->kind};
-    br_pool_run(cb->pool, matmul_worker, &job);
+    if ((long)m->rows * m->cols * n_tokens < (1L << 17)) matmul_worker(&job, 0, 1); /* too small to share */
+    else br_pool_run(cb->pool, matmul_worker, &job);
 }
 
 static void cpu_destroy(br_backend *be) {

@@ -197,7 +197,8 @@ static void layer_forward(br_session *s, int l, int T) {
         memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim, kv_dim * sizeof(float));
     }
     attn_job aj = {s, l, T};
-    br_pool_run(s->pool, attention_worker, &aj);
+    if ((long)T * (s->pos + T) * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);
+    else br_pool_run(s->pool, attention_worker, &aj);
     float *o_in = s->attn;
     if (L->attn_sub_norm) {
         for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * q_dim, s->attn + (size_t)t * q_dim, L->attn_sub_norm, q_dim, c->norm_eps);
@@ -234,7 +235,8 @@ static int forward_batch(br_session *s, const int *tokens, int T, float *logits,
         int first = all_logits ? 0 : T - 1, n = T - first;
         for (int t = first; t < T; t++) rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
         lm_head_job lj = {s->model->lm_head, s->xb, logits, c->vocab_size, c->dim, n, c->vocab_size};
-        br_pool_run(s->pool, lm_head_worker, &lj);
+        if ((long)n * c->vocab_size * c->dim < (1L << 17)) lm_head_worker(&lj, 0, 1);
+        else br_pool_run(s->pool, lm_head_worker, &lj);
     }
     s->pos += T;
     return 0;
