@@ -44,5 +44,6 @@ int cmd_run(const cli_opts *o);
 int cmd_logits(const cli_opts *o);
 int cmd_ppl(const cli_opts *o);
 int cmd_tokenize(const cli_opts *o);
+int cmd_rom(const cli_opts *o);
 
 #endif

@@ -68,6 +68,13 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
 }
 
 int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
+    if (e->chip) {
+        br_chip_events ev;
+        br_chip_backend_totals(e->chip, &ev);
+        fprintf(stderr, "chip: %ld macros, %llu ternary MACs, %llu adds, %llu subtracts, %llu skips, %llu overflows, %llu saturations\n",
+                br_chip_backend_macros(e->chip), (unsigned long long)ev.macs, (unsigned long long)ev.adds, (unsigned long long)ev.subtracts,
+                (unsigned long long)ev.skips, (unsigned long long)ev.overflows, (unsigned long long)ev.saturations);
+    }
     if (!o->stats) return 0;
     if (!e->chip) {
         cli_error("--stats needs --backend chip");

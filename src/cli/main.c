@@ -27,6 +27,10 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text",
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
+    {"rom", cmd_rom, "compile a model to BitROM mask images",
+     "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]\n"
+     "  Maps every BitLinear onto ROM macros, writes the mask image (docs/rom-image.md), reads it back through\n"
+     "  the readout model and prints per-layer macros, utilization, zero fraction, +1/-1 balance, longest run."},
 };
 
 static void usage_all(FILE *fp) {
