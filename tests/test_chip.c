@@ -45,6 +45,7 @@ void test_rom_round_trip_and_flip(void) {
     br_error e;
     CHECK(br_rom_image_read(&im, img, &e) == 0);
     CHECK(im.n_tiles == 56);
+    CHECK(strstr(out, "macros: 32 of 2048 x 1024"));
     br_model m;
     CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
     /* tile 8 = layer 1, k_proj; word line 5, transistor column 17, O terminal: input k = 35 */
@@ -54,7 +55,7 @@ void test_rom_round_trip_and_flip(void) {
     uint8_t *cell = &t->cells[5 * t->used_cols + 17];
     int new_line = ((*cell >> 2) & 3) == 0 ? 2 : 0; /* move the O contact to another line */
     *cell = (uint8_t)((*cell & 0x3) | (new_line << 2));
-    br_rom_matrix rm = {t->used_rows, 256, 1, 1, t};
+    br_rom_matrix rm = {t->used_rows, 256, 1, t};
     int8_t *back = br_malloc((size_t)t->used_rows * 256);
     br_rom_readout(&hw, &rm, back);
     int wrong = 0, where = -1;

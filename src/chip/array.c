@@ -17,49 +17,97 @@ void br_rom_locate(const br_hwconfig *c, int k, int *column, int *side) {
 
 static uint8_t line_index_of(const br_hwconfig *c, int w) { return (uint8_t)(c->line_of_value[w + 1] - 1); }
 
-void br_rom_compile(const br_hwconfig *c, const br_ternary_matrix *m, br_rom_matrix *out) {
+int br_proj_input_group(br_proj p) {
+    switch (p) {
+    case BR_PROJ_Q:
+    case BR_PROJ_K:
+    case BR_PROJ_V: return 0;
+    case BR_PROJ_O: return 1;
+    case BR_PROJ_GATE:
+    case BR_PROJ_UP: return 2;
+    default: return 3;
+    }
+}
+
+long br_rom_group_macros(const br_hwconfig *c, long total_rows, long cols) {
+    const long K = br_hw_macro_inputs(c);
+    return ((total_rows + c->macro_rows - 1) / c->macro_rows) * ((cols + K - 1) / K);
+}
+
+static void fill_tile(const br_hwconfig *c, const br_ternary_matrix *m, br_rom_tile *t) {
     const int K = br_hw_macro_inputs(c);
-    memset(out, 0, sizeof *out);
-    out->rows = m->rows;
-    out->cols = m->cols;
-    out->row_tiles = (m->rows + c->macro_rows - 1) / c->macro_rows;
-    out->col_tiles = (m->cols + K - 1) / K;
-    out->tiles = br_calloc((size_t)out->row_tiles * out->col_tiles, sizeof(br_rom_tile));
+    const int used_k = m->cols - t->col_tile * K < K ? m->cols - t->col_tile * K : K;
+    int max_col = 0; /* transistor columns touched by inputs 0..used_k-1 */
+    for (int k = 0; k < used_k; k++) {
+        int col, side;
+        br_rom_locate(c, k, &col, &side);
+        if (col + 1 > max_col) max_col = col + 1;
+    }
+    t->used_cols = max_col;
     const uint8_t zero = line_index_of(c, 0);
-    for (int rt = 0; rt < out->row_tiles; rt++)
-        for (int ct = 0; ct < out->col_tiles; ct++) {
-            br_rom_tile *t = &out->tiles[rt * out->col_tiles + ct];
-            t->layer = m->layer;
-            t->proj = m->proj;
-            t->row_tile = rt;
-            t->col_tile = ct;
-            t->used_rows = m->rows - rt * c->macro_rows < c->macro_rows ? m->rows - rt * c->macro_rows : c->macro_rows;
-            int used_k = m->cols - ct * K < K ? m->cols - ct * K : K;
-            /* transistor columns touched by inputs 0..used_k-1 */
-            int max_col = 0;
-            for (int k = 0; k < used_k; k++) {
-                int col, side;
-                br_rom_locate(c, k, &col, &side);
-                if (col + 1 > max_col) max_col = col + 1;
-            }
-            t->used_cols = max_col;
-            t->cells = br_malloc((size_t)t->used_rows * t->used_cols);
-            memset(t->cells, zero | (zero << 2), (size_t)t->used_rows * t->used_cols);
-            for (int r = 0; r < t->used_rows; r++) {
-                const int8_t *wr = m->w + (size_t)(rt * c->macro_rows + r) * m->cols + (size_t)ct * K;
-                uint8_t *row = t->cells + (size_t)r * t->used_cols;
-                for (int k = 0; k < used_k; k++) {
-                    int col, side;
-                    br_rom_locate(c, k, &col, &side);
-                    row[col] = (uint8_t)((row[col] & ~(3u << (2 * side))) | ((unsigned)line_index_of(c, wr[k]) << (2 * side)));
-                }
-            }
+    t->cells = br_malloc((size_t)t->used_rows * t->used_cols + 1);
+    memset(t->cells, zero | (zero << 2), (size_t)t->used_rows * t->used_cols);
+    for (int r = 0; r < t->used_rows; r++) {
+        const int8_t *wr = m->w + (size_t)(t->row_begin + r) * m->cols + (size_t)t->col_tile * K;
+        uint8_t *row = t->cells + (size_t)r * t->used_cols;
+        for (int k = 0; k < used_k; k++) {
+            int col, side;
+            br_rom_locate(c, k, &col, &side);
+            row[col] = (uint8_t)((row[col] & ~(3u << (2 * side))) | ((unsigned)line_index_of(c, wr[k]) << (2 * side)));
         }
+    }
+}
+
+void br_rom_compile_group(const br_hwconfig *c, const br_ternary_matrix *const *ms, int n, int *next_macro_id, br_rom_matrix *out) {
+    const int K = br_hw_macro_inputs(c);
+    const int col_tiles = (ms[0]->cols + K - 1) / K;
+    long group_row = 0, total_rows = 0;
+    for (int j = 0; j < n; j++) total_rows += ms[j]->rows;
+    for (int j = 0; j < n; j++) {
+        const br_ternary_matrix *m = ms[j];
+        br_rom_matrix *rm = &out[j];
+        memset(rm, 0, sizeof *rm);
+        rm->rows = m->rows;
+        rm->cols = m->cols;
+        /* the matrix's rows split where they cross a macro boundary */
+        int pieces = 0;
+        for (long r = 0; r < m->rows;) {
+            long g = group_row + r, room = c->macro_rows - g % c->macro_rows;
+            r += room < m->rows - r ? room : m->rows - r;
+            pieces++;
+        }
+        rm->n_tiles = pieces * col_tiles;
+        rm->tiles = br_calloc((size_t)rm->n_tiles, sizeof(br_rom_tile));
+        int idx = 0;
+        for (long r = 0; r < m->rows;) {
+            long g = group_row + r, room = c->macro_rows - g % c->macro_rows;
+            int rows_here = (int)(room < m->rows - r ? room : m->rows - r);
+            for (int ct = 0; ct < col_tiles; ct++) {
+                br_rom_tile *t = &rm->tiles[idx++];
+                t->layer = m->layer;
+                t->proj = m->proj;
+                t->col_tile = ct;
+                t->macro_id = *next_macro_id + (int)(g / c->macro_rows) * col_tiles + ct;
+                t->first_wordline = (int)(g % c->macro_rows);
+                t->row_begin = (int)r;
+                t->used_rows = rows_here;
+                fill_tile(c, m, t);
+            }
+            r += rows_here;
+        }
+        group_row += m->rows;
+    }
+    *next_macro_id += (int)br_rom_group_macros(c, total_rows, ms[0]->cols);
+}
+
+void br_rom_compile(const br_hwconfig *c, const br_ternary_matrix *m, br_rom_matrix *out) {
+    int next = 0;
+    br_rom_compile_group(c, &m, 1, &next, out);
 }
 
 void br_rom_matrix_free(br_rom_matrix *rm) {
     if (rm->tiles)
-        for (int i = 0; i < rm->row_tiles * rm->col_tiles; i++) free(rm->tiles[i].cells);
+        for (int i = 0; i < rm->n_tiles; i++) free(rm->tiles[i].cells);
     free(rm->tiles);
     memset(rm, 0, sizeof *rm);
 }
@@ -79,25 +127,25 @@ int br_rom_decide(const br_hwconfig *c, double level) {
 
 void br_rom_readout(const br_hwconfig *c, const br_rom_matrix *rm, int8_t *w) {
     const int K = br_hw_macro_inputs(c);
-    for (int rt = 0; rt < rm->row_tiles; rt++)
-        for (int ct = 0; ct < rm->col_tiles; ct++) {
-            const br_rom_tile *t = &rm->tiles[rt * rm->col_tiles + ct];
-            int used_k = rm->cols - ct * K < K ? rm->cols - ct * K : K;
-            for (int r = 0; r < t->used_rows; r++)
-                for (int k = 0; k < used_k; k++) {
-                    int col, side;
-                    br_rom_locate(c, k, &col, &side);
-                    uint8_t cell = t->cells[(size_t)r * t->used_cols + col];
-                    w[(size_t)(rt * c->macro_rows + r) * rm->cols + (size_t)ct * K + k] = (int8_t)br_rom_decide(c, br_rom_level(c, cell, side));
-                }
-        }
+    for (int i = 0; i < rm->n_tiles; i++) {
+        const br_rom_tile *t = &rm->tiles[i];
+        const int used_k = rm->cols - t->col_tile * K < K ? rm->cols - t->col_tile * K : K;
+        for (int r = 0; r < t->used_rows; r++)
+            for (int k = 0; k < used_k; k++) {
+                int col, side;
+                br_rom_locate(c, k, &col, &side);
+                uint8_t cell = t->cells[(size_t)r * t->used_cols + col];
+                w[(size_t)(t->row_begin + r) * rm->cols + (size_t)t->col_tile * K + k] = (int8_t)br_rom_decide(c, br_rom_level(c, cell, side));
+            }
+    }
 }
 
 void br_rom_matrix_stats(const br_hwconfig *c, const br_ternary_matrix *m, const br_rom_matrix *rm, br_rom_stats *st) {
     memset(st, 0, sizeof *st);
-    st->macros = (int64_t)rm->row_tiles * rm->col_tiles;
     st->weights = (int64_t)m->rows * m->cols;
-    st->cells_total = st->macros * c->macro_rows * br_hw_macro_inputs(c);
+    /* cells of the word lines this matrix occupies (its share of possibly shared macros) */
+    for (int i = 0; i < rm->n_tiles; i++) st->cells_total += (int64_t)rm->tiles[i].used_rows * br_hw_macro_inputs(c);
+    st->macros = 0; /* counted per input group by the caller */
     for (int r = 0; r < m->rows; r++) {
         const int8_t *w = m->w + (size_t)r * m->cols;
         int run = 0, prev = 0;
@@ -131,8 +179,9 @@ int br_rom_image_write_header(FILE *fp, const br_hwconfig *c, uint32_t n_tiles) 
 }
 
 int br_rom_image_write_tile(FILE *fp, const br_rom_tile *t) {
-    uint32_t f[] = {(uint32_t)t->layer, (uint32_t)t->proj, (uint32_t)t->row_tile, (uint32_t)t->col_tile, (uint32_t)t->used_rows, (uint32_t)t->used_cols};
-    for (size_t i = 0; i < 6; i++)
+    uint32_t f[] = {(uint32_t)t->layer, (uint32_t)t->proj, (uint32_t)t->macro_id, (uint32_t)t->first_wordline,
+                    (uint32_t)t->row_begin, (uint32_t)t->col_tile, (uint32_t)t->used_rows, (uint32_t)t->used_cols};
+    for (size_t i = 0; i < 8; i++)
         if (put_u32(fp, f[i])) return -1;
     size_t n = (size_t)t->used_rows * t->used_cols;
     return fwrite(t->cells, 1, n, fp) == n ? 0 : -1;
@@ -165,20 +214,23 @@ int br_rom_image_read(br_rom_image *img, const char *path, br_error *err) {
     p += 36;
     img->tiles = br_calloc(img->n_tiles ? img->n_tiles : 1, sizeof(br_rom_tile));
     for (uint32_t i = 0; i < img->n_tiles; i++) {
-        if (end - p < 24) {
+        if (end - p < 32) {
             rc = br_fail(err, "%s: truncated at tile %u of %u", path, i, img->n_tiles);
             goto done;
         }
         br_rom_tile *t = &img->tiles[i];
         t->layer = (int)get_u32(p);
         t->proj = (int)get_u32(p + 4);
-        t->row_tile = (int)get_u32(p + 8);
-        t->col_tile = (int)get_u32(p + 12);
-        t->used_rows = (int)get_u32(p + 16);
-        t->used_cols = (int)get_u32(p + 20);
-        p += 24;
+        t->macro_id = (int)get_u32(p + 8);
+        t->first_wordline = (int)get_u32(p + 12);
+        t->row_begin = (int)get_u32(p + 16);
+        t->col_tile = (int)get_u32(p + 20);
+        t->used_rows = (int)get_u32(p + 24);
+        t->used_cols = (int)get_u32(p + 28);
+        p += 32;
         if (t->used_rows < 0 || t->used_rows > img->macro_rows || t->used_cols < 0 || t->used_cols > img->macro_cols ||
-            t->proj < 0 || t->proj >= BR_PROJ_COUNT) {
+            t->proj < 0 || t->proj >= BR_PROJ_COUNT || t->macro_id < 0 || t->first_wordline < 0 ||
+            t->first_wordline + t->used_rows > img->macro_rows || t->row_begin < 0 || t->col_tile < 0) {
             rc = br_fail(err, "%s: tile %u has an invalid shape or projection", path, i);
             goto done;
         }

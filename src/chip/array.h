@@ -11,23 +11,38 @@
 #include "chip/hwconfig.h"
 #include "kernels/backend.h"
 
-/* One macro's worth of one matrix. cells[r * used_cols + c]: bits 0-1 = line index (0..2 for M1..M3)
- * of the E terminal, bits 2-3 = line of the O terminal. Columns and rows past used_* hold zero weights. */
+/* The part of one matrix that sits in one macro: matrix rows row_begin .. row_begin+used_rows-1 on word
+ * lines first_wordline.., inputs of column tile col_tile. cells[r * used_cols + c]: bits 0-1 = line
+ * index (0..2 for M1..M3) of the E terminal, bits 2-3 = line of the O terminal. Columns past used_cols
+ * hold zero weights. Matrices that share an input (q, k, v; gate, up) are stacked on the word lines
+ * of the same macros, so one macro may hold tiles of several matrices. */
 typedef struct br_rom_tile {
-    int layer, proj, row_tile, col_tile;
+    int layer, proj, col_tile;
+    int macro_id, first_wordline, row_begin;
     int used_rows, used_cols;
     uint8_t *cells;
 } br_rom_tile;
 
 typedef struct br_rom_matrix {
-    int rows, cols;           /* the matrix */
-    int row_tiles, col_tiles; /* macros = row_tiles * col_tiles */
-    br_rom_tile *tiles;       /* [row_tile * col_tiles + col_tile] */
+    int rows, cols; /* the matrix */
+    int n_tiles;
+    br_rom_tile *tiles;
 } br_rom_matrix;
+
+/* Input groups: matrices in one group read the same activation vector. */
+int br_proj_input_group(br_proj p); /* q,k,v -> 0; o -> 1; gate,up -> 2; down -> 3 */
+#define BR_INPUT_GROUPS 4
+
+/* Macros needed for a group of matrices stacked on shared word lines (rows summed, same columns). */
+long br_rom_group_macros(const br_hwconfig *c, long total_rows, long cols);
 
 /* Where input k of a tile sits: transistor column and side (0 = E, 1 = O). */
 void br_rom_locate(const br_hwconfig *c, int k, int *column, int *side);
 
+/* Compiles the matrices of one input group (all with the same cols), stacked from word line 0 of
+ * macro *next_macro_id; advances *next_macro_id past the group's macros. */
+void br_rom_compile_group(const br_hwconfig *c, const br_ternary_matrix *const *ms, int n, int *next_macro_id, br_rom_matrix *out);
+/* One matrix alone (its own macros, numbered from 0). */
 void br_rom_compile(const br_hwconfig *c, const br_ternary_matrix *m, br_rom_matrix *out);
 void br_rom_matrix_free(br_rom_matrix *rm);
 

@@ -13,7 +13,8 @@ typedef struct tile_prep {
 } tile_prep;
 
 typedef struct chip_matrix {
-    br_rom_matrix rom;
+    br_rom_matrix rom; /* compiled alone: tiles [row piece][col tile], each piece = one macro_rows slice */
+    int col_tiles;
     tile_prep *tiles;
 } chip_matrix;
 
@@ -26,7 +27,7 @@ typedef struct chip_backend {
     br_chip_events *layer_ev; /* [n_layers][BR_PROJ_COUNT] */
     br_chip_events *token_ev; /* [token_cap] */
     int token_cap, tokens_seen;
-    long macros;
+    long *group_rows, *group_cols; /* [n_layers][BR_INPUT_GROUPS]: for the macro count of the stacked mapping */
     int16_t *xperm; /* per token: [col_tile][pass][2][steps][lanes] */
     size_t xperm_cap;
 } chip_backend;
@@ -67,10 +68,15 @@ static int chip_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
     (void)err;
     chip_matrix *cm = br_calloc(1, sizeof *cm);
     br_rom_compile(&cb->cfg, m, &cm->rom);
-    int n = cm->rom.row_tiles * cm->rom.col_tiles;
+    int n = cm->rom.n_tiles;
+    cm->col_tiles = (m->cols + br_hw_macro_inputs(&cb->cfg) - 1) / br_hw_macro_inputs(&cb->cfg);
     cm->tiles = br_calloc((size_t)n, sizeof(tile_prep));
     for (int i = 0; i < n; i++) prepare_tile(&cb->cfg, &cm->rom, &cm->rom.tiles[i], &cm->tiles[i]);
-    cb->macros += n;
+    if (m->layer >= 0 && m->layer < cb->n_layers) {
+        int g = br_proj_input_group(m->proj);
+        cb->group_rows[m->layer * BR_INPUT_GROUPS + g] += m->rows;
+        cb->group_cols[m->layer * BR_INPUT_GROUPS + g] = m->cols;
+    }
     m->prepared = cm;
     return 0;
 }
@@ -79,13 +85,12 @@ static void chip_unprepare(br_backend *be, br_ternary_matrix *m) {
     chip_backend *cb = (chip_backend *)be;
     chip_matrix *cm = m->prepared;
     if (!cm) return;
-    int n = cm->rom.row_tiles * cm->rom.col_tiles;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < cm->rom.n_tiles; i++) {
         free(cm->tiles[i].w);
         free(cm->tiles[i].kidx);
         free(cm->tiles[i].tally);
     }
-    cb->macros -= n;
+    if (m->layer >= 0 && m->layer < cb->n_layers) cb->group_rows[m->layer * BR_INPUT_GROUPS + br_proj_input_group(m->proj)] -= m->rows;
     free(cm->tiles);
     br_rom_matrix_free(&cm->rom);
     free(cm);
@@ -115,8 +120,8 @@ static void row_worker(void *ctx, int ith, int nth) {
     for (long r = b; r < e; r++) {
         const int rt = (int)(r / c->macro_rows), rr = (int)(r % c->macro_rows);
         int64_t total = 0;
-        for (int ct = 0; ct < cm->rom.col_tiles; ct++) {
-            const tile_prep *tp = &cm->tiles[rt * cm->rom.col_tiles + ct];
+        for (int ct = 0; ct < cm->col_tiles; ct++) {
+            const tile_prep *tp = &cm->tiles[rt * cm->col_tiles + ct];
             br_trimla_params p = j->cb->tp_template;
             p.lanes = tp->lanes;
             const size_t per_row = 2 * (size_t)steps * tp->lanes;
@@ -147,7 +152,7 @@ static void row_worker(void *ctx, int ith, int nth) {
             if (passes == 2) ev->global_additions += 1; /* shift-add of the two passes */
             total += tile_sum;
         }
-        ev->global_additions += (uint64_t)cm->rom.col_tiles - 1; /* tiles along K */
+        ev->global_additions += (uint64_t)cm->col_tiles - 1; /* tiles along K */
         j->acc[r] = (int32_t)total;
     }
 }
@@ -156,16 +161,16 @@ static void build_xperm(chip_backend *cb, const chip_matrix *cm, const int8_t *x
     const br_hwconfig *c = &cb->cfg;
     const int passes = br_hw_passes(c), steps = c->trimla_columns, K = br_hw_macro_inputs(c);
     size_t max_lanes = 0;
-    for (int i = 0; i < cm->rom.row_tiles * cm->rom.col_tiles; i++)
+    for (int i = 0; i < cm->rom.n_tiles; i++)
         if ((size_t)cm->tiles[i].lanes > max_lanes) max_lanes = (size_t)cm->tiles[i].lanes;
     j->xperm_pass_stride = 2 * (size_t)steps * max_lanes;
     j->xperm_tile_stride = j->xperm_pass_stride * passes;
-    size_t need = j->xperm_tile_stride * cm->rom.col_tiles;
+    size_t need = j->xperm_tile_stride * cm->col_tiles;
     if (need > cb->xperm_cap) {
         cb->xperm = br_realloc(cb->xperm, need * sizeof(int16_t));
         cb->xperm_cap = need;
     }
-    for (int ct = 0; ct < cm->rom.col_tiles; ct++) {
+    for (int ct = 0; ct < cm->col_tiles; ct++) {
         const tile_prep *tp = &cm->tiles[ct]; /* row tile 0: same input layout for every row tile */
         const size_t n = 2 * (size_t)steps * tp->lanes;
         for (int pass = 0; pass < passes; pass++) {
@@ -212,7 +217,7 @@ static void chip_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t
         memset(&tok, 0, sizeof tok);
         for (int i = 0; i < nth; i++) br_chip_events_add(&tok, &j.ev[i]);
         free(j.ev);
-        tok.passes = (uint64_t)br_hw_passes(&cb->cfg) * cm->rom.row_tiles * cm->rom.col_tiles;
+        tok.passes = (uint64_t)br_hw_passes(&cb->cfg) * cm->rom.n_tiles;
         if (m->layer >= 0 && m->layer < cb->n_layers) br_chip_events_add(&cb->layer_ev[m->layer * BR_PROJ_COUNT + m->proj], &tok);
         br_chip_events_add(&cb->token_ev[pos0 + t], &tok);
         if (pos0 + t + 1 > cb->tokens_seen) cb->tokens_seen = pos0 + t + 1;
@@ -222,6 +227,8 @@ static void chip_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t
 static void chip_destroy(br_backend *be) {
     chip_backend *cb = (chip_backend *)be;
     free(cb->layer_ev);
+    free(cb->group_rows);
+    free(cb->group_cols);
     free(cb->token_ev);
     free(cb->xperm);
     free(cb);
@@ -233,6 +240,8 @@ br_backend *br_chip_backend_create(const br_hwconfig *cfg, br_pool *pool, int n_
     cb->pool = pool;
     cb->n_layers = n_layers;
     cb->layer_ev = br_calloc((size_t)n_layers * BR_PROJ_COUNT, sizeof(br_chip_events));
+    cb->group_rows = br_calloc((size_t)n_layers * BR_INPUT_GROUPS, sizeof(long));
+    cb->group_cols = br_calloc((size_t)n_layers * BR_INPUT_GROUPS, sizeof(long));
     br_trimla_params_init(&cb->tp_template, cfg, 16);
     cb->base.name = "chip";
     cb->base.act_bits = cfg->act_bits;
@@ -256,7 +265,13 @@ const br_chip_events *br_chip_backend_layer_events(const br_backend *be, int lay
     return &cb->layer_ev[layer * BR_PROJ_COUNT + proj];
 }
 
-long br_chip_backend_macros(const br_backend *be) { return ((const chip_backend *)be)->macros; }
+long br_chip_backend_macros(const br_backend *be) {
+    const chip_backend *cb = (const chip_backend *)be;
+    long n = 0;
+    for (int i = 0; i < cb->n_layers * BR_INPUT_GROUPS; i++)
+        if (cb->group_rows[i] > 0) n += br_rom_group_macros(&cb->cfg, cb->group_rows[i], cb->group_cols[i]);
+    return n;
+}
 
 void br_chip_backend_reset_stats(br_backend *be) {
     chip_backend *cb = (chip_backend *)be;
@@ -275,7 +290,7 @@ void br_chip_backend_write_stats(const br_backend *be, FILE *fp) {
                 "TriMLA = %d columns; local window = %s (%d terms); %d pass(es) per activation\",\n",
             br_hw_macro_inputs(&cb->cfg), cb->cfg.side_mapping == BR_MAP_INTERLEAVE ? "interleave" : "split", cb->cfg.trimla_columns,
             br_window_name(cb->cfg.window), br_hw_window_terms(&cb->cfg), br_hw_passes(&cb->cfg));
-    fprintf(fp, "  \"macros\": %ld,\n  \"tokens\": %d,\n  \"totals\": ", cb->macros, cb->tokens_seen);
+    fprintf(fp, "  \"macros\": %ld,\n  \"tokens\": %d,\n  \"totals\": ", br_chip_backend_macros(be), cb->tokens_seen);
     br_chip_events_write_json(&tot, fp);
     fprintf(fp, ",\n  \"layers\": [");
     for (int l = 0; l < cb->n_layers; l++)
