@@ -11,7 +11,7 @@ CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 
 BUILD   ?= build
-LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -21,6 +21,14 @@ all: $(BUILD)/bitrom
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
+
+# The technology database is data/tech.json, embedded as a C string (od is in coreutils).
+$(BUILD)/gen/techdb_data.c: data/tech.json
+	@mkdir -p $(dir $@)
+	{ echo 'extern const char br_techdb_json[]; const char br_techdb_json[] = {'; od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo '0x00};'; } > $@
+
+$(BUILD)/gen/techdb_data.o: $(BUILD)/gen/techdb_data.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libbitrom.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -307,3 +307,27 @@ void br_chip_backend_write_stats(const br_backend *be, FILE *fp) {
     }
     fprintf(fp, "\n  ]\n}\n");
 }
+
+void br_chip_events_estimate(const br_hwconfig *c, int rows, int cols, uint64_t n_plus, uint64_t n_minus, br_chip_events *ev) {
+    memset(ev, 0, sizeof *ev);
+    const uint64_t K = (uint64_t)br_hw_macro_inputs(c), passes = (uint64_t)br_hw_passes(c), n_trimla = (uint64_t)br_hw_trimlas(c);
+    const uint64_t col_tiles = ((uint64_t)cols + K - 1) / K, row_pieces = ((uint64_t)rows + c->macro_rows - 1) / c->macro_rows;
+    const uint64_t windows = c->window == BR_WINDOW_PHASE ? 2 : 1;
+    const uint64_t row_passes = (uint64_t)rows * col_tiles * passes; /* word lines x tiles x passes */
+    ev->wordline_activations = 2 * row_passes;
+    ev->bitline_precharges = 2 * row_passes * (uint64_t)c->macro_cols;
+    ev->comparator_decisions = 4 * row_passes * (uint64_t)c->macro_cols;
+    ev->adds = passes * n_plus;
+    ev->subtracts = passes * n_minus;
+    ev->macs = row_passes * K;
+    ev->skips = ev->macs - ev->adds - ev->subtracts;
+    ev->bitline_level_quarter = ev->adds;
+    ev->bitline_level_vss = ev->subtracts;
+    ev->bitline_level_half = ev->skips;
+    ev->register_writes = ev->adds + ev->subtracts;
+    ev->register_resets = row_passes * windows * n_trimla;
+    ev->tree_additions = row_passes * windows * (n_trimla - 1);
+    ev->global_additions = row_passes * windows + (passes == 2 ? (uint64_t)rows * col_tiles : 0) + (uint64_t)rows * (col_tiles - 1);
+    ev->passes = passes * row_pieces * col_tiles;
+    ev->macro_cycles = row_passes * (uint64_t)br_hw_cycles_per_row_pass(c);
+}

@@ -23,4 +23,9 @@ void br_chip_backend_reset_stats(br_backend *be);
 /* Macros used by all prepared matrices. */
 long br_chip_backend_macros(const br_backend *be);
 
+/* The events one token causes in one matrix, by the same rules the backend counts them, from the
+ * matrix's shape and its numbers of +1 and -1 weights: for preset models without weights. A test
+ * checks it against the simulation. */
+void br_chip_events_estimate(const br_hwconfig *c, int rows, int cols, uint64_t n_plus, uint64_t n_minus, br_chip_events *ev);
+
 #endif

@@ -8,7 +8,7 @@
 #include "model/model.h"
 
 typedef struct cli_opts {
-    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *json, *csv, *html, *sweep, *preset, *type, *kernel;
+    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *calib, *tech;
     const char *lora[8], *lora_scale_str;
     int n_lora;
     int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat, top_k;
@@ -17,7 +17,7 @@ typedef struct cli_opts {
     int lora_bits, lora_act_bits;
     int node_set, context, on_die, prompt_tokens;
     double node;
-    int help, json_flag;
+    int help, json_flag, csv_flag;
 } cli_opts;
 
 /* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */
@@ -45,5 +45,7 @@ int cmd_logits(const cli_opts *o);
 int cmd_ppl(const cli_opts *o);
 int cmd_tokenize(const cli_opts *o);
 int cmd_rom(const cli_opts *o);
+int cmd_chip(const cli_opts *o);
+int cmd_paper(const cli_opts *o);
 
 #endif

@@ -119,3 +119,296 @@ int cmd_rom(const cli_opts *o) {
     }
     return 0;
 }
+
+/* ---- chip and paper ---- */
+
+#include <unistd.h>
+
+#include "chip/cost.h"
+#include "chip/shape.h"
+#include "chip/tech.h"
+#include "report/report.h"
+
+static void weight_stats_from_model(const br_model *m, br_weight_stats *w, const char *label) {
+    memset(w, 0, sizeof *w);
+    const int n = m->cfg.n_layers * BR_PROJ_COUNT;
+    w->n_plus = br_calloc((size_t)n, sizeof(uint64_t));
+    w->n_minus = br_calloc((size_t)n, sizeof(uint64_t));
+    double plus = 0, minus = 0, total = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
+            const br_ternary_matrix *tm = &m->layers[l].proj[p].m;
+            uint64_t np = 0, nm = 0;
+            for (size_t i = 0; i < (size_t)tm->rows * tm->cols; i++) {
+                np += tm->w[i] > 0;
+                nm += tm->w[i] < 0;
+            }
+            w->n_plus[l * BR_PROJ_COUNT + p] = np;
+            w->n_minus[l * BR_PROJ_COUNT + p] = nm;
+            plus += (double)np;
+            minus += (double)nm;
+            total += (double)tm->rows * tm->cols;
+        }
+    w->plus_frac = plus / total;
+    w->minus_frac = minus / total;
+    w->have_weights = 1;
+    snprintf(w->source, sizeof w->source, "%s (%.1f%% zeros)", label, 100.0 * (1 - w->plus_frac - w->minus_frac));
+}
+
+static void weight_stats_assumed(br_techdb *db, br_weight_stats *w) {
+    memset(w, 0, sizeof *w);
+    double z = br_tech(db, "zero_weight_fraction");
+    w->plus_frac = w->minus_frac = (1 - z) / 2;
+    snprintf(w->source, sizeof w->source, "none: %.1f%% zeros assumed (zero_weight_fraction)", 100 * z);
+}
+
+static void weight_stats_free(br_weight_stats *w) {
+    free(w->n_plus);
+    free(w->n_minus);
+    w->n_plus = w->n_minus = NULL;
+}
+
+/* The calibration weights: --calib, else the embedded default model if it is there. */
+static int load_calibration(const cli_opts *o, br_techdb *db, br_weight_stats *calib) {
+    const char *path = o->calib;
+    char buf[4096];
+    if (!path) {
+        if (br_is_directory("models/stories3m")) {
+            path = "models/stories3m";
+        } else {
+            ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 32);
+            if (n > 0) {
+                buf[n] = 0;
+                char *slash = strrchr(buf, '/');
+                if (slash) {
+                    strcpy(slash, "/../models/stories3m");
+                    if (br_is_directory(buf)) path = buf;
+                }
+            }
+        }
+    }
+    if (!path) {
+        weight_stats_assumed(db, calib);
+        return 0;
+    }
+    br_model m;
+    br_error err;
+    if (br_model_load(&m, path, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    weight_stats_from_model(&m, calib, path);
+    weight_stats_free(calib); /* the calibration uses the fractions only */
+    br_model_free(&m);
+    return 0;
+}
+
+static int open_tech(const cli_opts *o, br_techdb *db) {
+    br_error err;
+    if (br_techdb_load_default(db, &err) || (o->tech && br_techdb_apply_file(db, o->tech, &err))) {
+        cli_error(err.msg);
+        br_techdb_free(db);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct output {
+    br_atomic_file af;
+    FILE *fp;
+} output;
+
+static int output_open(output *out, const char *path) {
+    br_error err;
+    memset(out, 0, sizeof *out);
+    out->fp = stdout;
+    if (!path) return 0;
+    if (br_atomic_open(&out->af, path, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    out->fp = out->af.fp;
+    return 0;
+}
+
+static int output_close(output *out) {
+    br_error err;
+    if (out->fp == stdout) return fflush(stdout) == 0 ? 0 : -1;
+    if (br_atomic_commit(&out->af, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies one sweep/override value; "context" is not a hardware key. */
+static int apply_param(br_cost_inputs *in, const char *param, const char *value) {
+    static const struct {
+        const char *alias, *key;
+    } aliases[] = {{"node", "node_nm"}, {"on_die", "kv_on_die_tokens"}, {"on-die", "kv_on_die_tokens"}, {"retention", "retention_us"}, {"act-bits", "act_bits"}};
+    if (strcmp(param, "context") == 0) {
+        char *end;
+        long v = strtol(value, &end, 10);
+        if (*end || v < 1 || v > 1000000) {
+            cli_error("--sweep context: values must be positive integers");
+            return -1;
+        }
+        in->context = (int)v;
+        return 0;
+    }
+    const char *key = param;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(param, aliases[i].alias) == 0) key = aliases[i].key;
+    br_error err;
+    if (br_hwconfig_set(&in->hw, key, value, &err)) {
+        cli_error(err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_chip(const cli_opts *o) {
+    if (!o->model) {
+        cli_error("chip needs -m MODEL_DIR or -m preset:NAME");
+        return 2;
+    }
+    br_techdb db;
+    if (open_tech(o, &db)) return 1;
+    br_cost_inputs in;
+    memset(&in, 0, sizeof in);
+    br_hwconfig_default(&in.hw);
+    br_error err;
+    int rc = 0;
+    if (o->hw && br_hwconfig_load(&in.hw, o->hw, &err)) {
+        cli_error(err.msg);
+        br_techdb_free(&db);
+        return 1;
+    }
+    if (o->node_set) in.hw.node_nm = o->node;
+    in.hw.kv_on_die_tokens = o->on_die;
+    in.context = o->context;
+    in.lora_rank = in.hw.lora_rank;
+    in.lora_targets = BR_LORA_DEFAULT_TARGETS;
+    if (br_hwconfig_validate(&in.hw, &err)) {
+        cli_error(err.msg);
+        br_techdb_free(&db);
+        return 2;
+    }
+    const char *preset = strncmp(o->model, "preset:", 7) == 0 ? o->model + 7 : NULL;
+    br_model model;
+    int have_model = 0;
+    if (preset || (!br_is_directory(o->model) && br_shape_preset(o->model, &in.shape) == 0)) {
+        if (br_shape_preset(preset ? preset : o->model, &in.shape)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown preset '%s' (see bitrom chip --help)", preset);
+            cli_error(msg);
+            br_techdb_free(&db);
+            return 2;
+        }
+        weight_stats_assumed(&db, &in.weights);
+    } else {
+        if (br_model_load(&model, o->model, &err)) {
+            cli_error(err.msg);
+            br_techdb_free(&db);
+            return 1;
+        }
+        have_model = 1;
+        const br_config *c = &model.cfg;
+        snprintf(in.shape.name, sizeof in.shape.name, "%s", o->model);
+        in.shape.vocab = c->vocab_size;
+        in.shape.dim = c->dim;
+        in.shape.ffn = c->ffn_dim;
+        in.shape.layers = c->n_layers;
+        in.shape.heads = c->n_heads;
+        in.shape.kv_heads = c->n_kv_heads;
+        in.shape.head_dim = c->head_dim;
+        in.shape.tied = c->tied_embeddings;
+        weight_stats_from_model(&model, &in.weights, o->model);
+    }
+    if (have_model && !o->calib) {
+        in.calib = in.weights;
+        in.calib.n_plus = in.calib.n_minus = NULL;
+    } else if (load_calibration(o, &db, &in.calib)) {
+        rc = 1;
+    }
+    output out;
+    if (rc == 0 && output_open(&out, o->out)) rc = 1;
+    if (rc == 0 && o->sweep) {
+        char param[64];
+        const char *eq = strchr(o->sweep, '=');
+        if (!eq || eq == o->sweep || (size_t)(eq - o->sweep) >= sizeof param) {
+            cli_error("--sweep must look like PARAM=a,b,c");
+            rc = 2;
+        } else {
+            memcpy(param, o->sweep, (size_t)(eq - o->sweep));
+            param[eq - o->sweep] = 0;
+            br_sweep_point pts[32];
+            int n = 0;
+            char values[1024];
+            snprintf(values, sizeof values, "%s", eq + 1);
+            for (char *tok = strtok(values, ","); tok && rc == 0 && n < 32; tok = strtok(NULL, ",")) {
+                br_cost_inputs vin = in;
+                if (apply_param(&vin, param, tok)) {
+                    rc = 2;
+                    break;
+                }
+                snprintf(pts[n].value, sizeof pts[n].value, "%s", tok);
+                br_cost_evaluate(&db, &vin, &pts[n].r);
+                n++;
+            }
+            if (rc == 0) {
+                if (o->csv_flag) br_report_sweep_csv(out.fp, param, pts, n);
+                else br_report_sweep_text(out.fp, param, pts, n);
+            }
+        }
+    } else if (rc == 0) {
+        br_cost_report r;
+        br_cost_evaluate(&db, &in, &r);
+        if (o->json_flag) br_report_chip_json(out.fp, &in, &r, &db);
+        else if (o->csv_flag) br_report_chip_csv(out.fp, &in, &r);
+        else br_report_chip_text(out.fp, &in, &r, &db);
+        if (o->html) {
+            br_atomic_file af;
+            if (br_atomic_open(&af, o->html, &err)) {
+                cli_error(err.msg);
+                rc = 1;
+            } else {
+                br_report_html(af.fp, &in, &r, &db);
+                if (br_atomic_commit(&af, &err)) {
+                    cli_error(err.msg);
+                    rc = 1;
+                }
+            }
+        }
+    }
+    if (rc == 0 && output_close(&out)) rc = 1;
+    else if (rc != 0 && out.fp && out.fp != stdout) br_atomic_abort(&out.af);
+    weight_stats_free(&in.weights);
+    if (have_model) br_model_free(&model);
+    br_techdb_free(&db);
+    return rc;
+}
+
+int cmd_paper(const cli_opts *o) {
+    br_techdb db;
+    if (open_tech(o, &db)) return 1;
+    br_weight_stats calib;
+    if (load_calibration(o, &db, &calib)) {
+        br_techdb_free(&db);
+        return 1;
+    }
+    int n;
+    br_paper_row *rows = br_paper_rows(&db, &calib, &n);
+    output out;
+    int rc = output_open(&out, o->out) ? 1 : 0;
+    if (rc == 0) {
+        if (o->json_flag) br_report_paper_json(out.fp, rows, n);
+        else br_report_paper_text(out.fp, rows, n);
+        if (output_close(&out)) rc = 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (!rows[i].pass) rc = 1;
+    free(rows);
+    br_techdb_free(&db);
+    return rc;
+}

@@ -31,6 +31,16 @@ static const command commands[] = {
      "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]\n"
      "  Maps every BitLinear onto ROM macros, writes the mask image (docs/rom-image.md), reads it back through\n"
      "  the readout model and prints per-layer macros, utilization, zero fraction, +1/-1 balance, longest run."},
+    {"chip", cmd_chip, "area, energy, latency and DRAM traffic of a BitROM design point",
+     "bitrom chip -m MODEL_DIR|preset:NAME [--hw CONFIG.json] [--node NM] [--context L] [--on-die N] [--json | --csv] [-o FILE]\n"
+     "            [--html FILE] [--sweep PARAM=a,b,c] [--tech TECH.json] [--calib MODEL_DIR]\n"
+     "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
+     "  --sweep varies one parameter (node, on_die, act_bits, retention, dram, context, or any hardware config key).\n"
+     "  The macro energy is calibrated to 20.8 TOPS/W on real weights: --calib (default models/stories3m)."},
+    {"paper", cmd_paper, "reproduce the paper's numbers (BITROM.md 5.3, Figs. 1a and 5b)",
+     "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]\n"
+     "  Prints every acceptance row: the paper's value, ours, the relative difference, and what it rests on.\n"
+     "  Exits non-zero if a row is outside its tolerance."},
 };
 
 static void usage_all(FILE *fp) {
