@@ -49,7 +49,7 @@ for target in fuzz/fuzz_*.c; do
         # libFuzzer needs its objects built by clang too
         objs=""
         mkdir -p build-fuzz/clang
-        for src in src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c; do
+        for src in src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c build-fuzz/gen/techdb_data.c; do
             [ -f "$src" ] || continue
             obj=build-fuzz/clang/$(echo "$src" | tr / _).o
             [ "$obj" -nt "$src" ] || clang -Isrc -D_GNU_SOURCE -std=c11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj" || failed=$((failed + 1))

@@ -182,6 +182,7 @@ void br_techdb_write_json(const br_techdb *db, FILE *fp) {
 
 /* log-log interpolation over (node, factor) points including (65, 1) */
 static double interpolate(br_techdb *db, const char *prefix, double node) {
+    if (node >= 65) return pow(node / 65.0, 2.0); /* older nodes: ideal */
     static const int nodes[] = {65, 28, 14, 7};
     double xs[4], ys[4];
     for (int i = 0; i < 4; i++) {
@@ -194,7 +195,6 @@ static double interpolate(br_techdb *db, const char *prefix, double node) {
         snprintf(name, sizeof name, "%s%d", prefix, nodes[i]);
         ys[i] = br_tech(db, name);
     }
-    if (node >= 65) return pow(node / 65.0, 2.0); /* older nodes: ideal */
     int i = 0;
     while (i < 2 && node < xs[i + 1]) i++;
     double t = (log(node) - log(xs[i])) / (log(xs[i + 1]) - log(xs[i]));

@@ -7,7 +7,7 @@
 #define W 560
 #define H 320
 #define ML 70
-#define MR 150
+#define MR 175
 #define MT 30
 #define MB 50
 

@@ -1,0 +1,241 @@
+#include <math.h>
+#include <unistd.h>
+
+#include "chip/chip_backend.h"
+#include "chip/cost.h"
+#include "chip/edram.h"
+#include "kernels/threadpool.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "report/report.h"
+#include "test.h"
+#include "util/json.h"
+
+static void calib_from_stories(br_weight_stats *w) {
+    br_model m;
+    br_error e;
+    memset(w, 0, sizeof *w);
+    CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    double plus = 0, minus = 0, total = 0;
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
+            const br_ternary_matrix *t = &m.layers[l].proj[p].m;
+            for (long i = 0; i < (long)t->rows * t->cols; i++) {
+                plus += t->w[i] > 0;
+                minus += t->w[i] < 0;
+            }
+            total += (double)t->rows * t->cols;
+        }
+    w->plus_frac = plus / total;
+    w->minus_frac = minus / total;
+    w->have_weights = 1;
+    snprintf(w->source, sizeof w->source, "stories3m");
+    br_model_free(&m);
+}
+
+static const br_paper_row *find_row(const br_paper_row *rows, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].name, name) == 0) return &rows[i];
+    return NULL;
+}
+
+void test_paper_reproduction(void) {
+    br_techdb db;
+    br_error e;
+    CHECK(br_techdb_load_default(&db, &e) == 0);
+    br_weight_stats calib;
+    calib_from_stories(&calib);
+    int n;
+    br_paper_row *rows = br_paper_rows(&db, &calib, &n);
+    int fig5b = 0, fig1a = 0;
+    for (int i = 0; i < n; i++) {
+        if (strncmp(rows[i].name, "Fig. 5b", 7) == 0) {
+            fig5b++;
+            CHECKF(fabs(rows[i].ours - rows[i].paper) <= 0.1, "%s: %g vs %g", rows[i].name, rows[i].ours, rows[i].paper);
+        }
+        if (strncmp(rows[i].name, "Fig. 1a", 7) == 0) {
+            fig1a++;
+            CHECKF(fabs(rows[i].rel_diff) <= 0.01, "%s: %g vs %g", rows[i].name, rows[i].ours, rows[i].paper);
+        }
+        if (!isinf(rows[i].tolerance)) CHECKF(rows[i].pass, "%s", rows[i].name);
+    }
+    CHECK(fig5b == 20 && fig1a == 12);
+    const br_paper_row *r;
+    CHECK((r = find_row(rows, n, "Falcon3-1B weights at 14 nm, BitROM density")) && fabs(r->ours - 16.71) / 16.71 < 0.01);
+    CHECK((r = find_row(rows, n, "macros for Falcon3-1B")) && r->ours == 270);
+    CHECK((r = find_row(rows, n, "bit density (Kb = 1000 bits)")) && fabs(r->ours - 4967) / 4967 < 0.01);
+    CHECK((r = find_row(rows, n, "TOPS/W, 4-bit activations")) && fabs(r->ours - 20.8) / 20.8 < 0.01);
+    CHECK((r = find_row(rows, n, "TOPS/W, 8-bit activations (prediction)")) && r->ours > 5.2 && r->ours < 20.8);
+    CHECK((r = find_row(rows, n, "LoRA share, Falcon3-1B (r 16 on v/o/down)")) && fabs(r->ours - 0.30) < 0.005);
+    CHECK((r = find_row(rows, n, "LoRA share, Falcon3-7B (r 16 on v/o/down)")) && fabs(r->ours - 0.22) < 0.005);
+    free(rows);
+    br_techdb_free(&db);
+}
+
+void test_kv_simulation(void) {
+    /* the simulation's read counts equal the closed form for every (N, L) */
+    for (int L = 1; L <= 300; L += 13)
+        for (int N = 0; N <= 80; N += 7) {
+            br_kv_traffic t;
+            br_kv_simulate(L, N, BR_KV_FIRST_N, 0, 0, 1, &t);
+            CHECK(t.reads_edram + t.reads_dram == (uint64_t)L * (L + 1) / 2);
+            CHECKF(fabs(br_kv_reduction_sim(&t) - br_kv_reduction_formula(N, L)) < 1e-12, "L=%d N=%d", L, N);
+            CHECK(t.writes_edram == (uint64_t)(N < L ? N : L) && t.writes_edram + t.writes_dram == (uint64_t)L);
+        }
+    /* a prefill step reads the same, in fewer steps */
+    br_kv_traffic a, b;
+    br_kv_simulate(128, 32, BR_KV_FIRST_N, 0, 0, 1, &a);
+    br_kv_simulate(128, 32, BR_KV_FIRST_N, 20, 0, 1, &b);
+    CHECK(a.reads_edram == b.reads_edram && b.steps == 128 - 20 + 1 && b.prefill_reads == 20 * 21 / 2);
+    /* recent-N keeps the last N tokens: at L=128, N=32 each token is on die for its first 32 reads */
+    br_kv_simulate(128, 32, BR_KV_RECENT, 0, 0, 1, &b);
+    CHECK(b.evictions == 96 && b.reads_edram == 32 * 128 - 32 * 31 / 2);
+    /* refresh only when the time between tokens exceeds the retention */
+    br_kv_simulate(64, 16, BR_KV_FIRST_N, 0, 50, 64, &a);
+    CHECK(a.explicit_refreshes == 0);
+    br_kv_simulate(64, 16, BR_KV_FIRST_N, 0, 200, 64, &a);
+    CHECK(a.explicit_refreshes > 0);
+}
+
+void test_event_estimate_matches_simulation(void) {
+    br_model m;
+    br_error e;
+    CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    br_pool *pool = br_pool_create(1);
+    for (int act = 4; act <= 8; act += 4) {
+        br_hwconfig hw;
+        br_hwconfig_default(&hw);
+        hw.act_bits = act;
+        br_backend *chip = br_chip_backend_create(&hw, pool, m.cfg.n_layers);
+        br_session s;
+        CHECK(br_session_init(&s, &m, chip, pool, 0, &e) == 0);
+        int tok = 1;
+        CHECK(br_session_forward(&s, &tok, 1, NULL, 0, &e) == 0);
+        br_chip_events sim, est;
+        br_chip_backend_totals(chip, &sim);
+        br_shape sh;
+        br_shape_preset("stories3m", &sh);
+        br_weight_stats w;
+        memset(&w, 0, sizeof w);
+        w.n_plus = br_calloc(8 * BR_PROJ_COUNT, sizeof(uint64_t));
+        w.n_minus = br_calloc(8 * BR_PROJ_COUNT, sizeof(uint64_t));
+        for (int l = 0; l < 8; l++)
+            for (int p = 0; p < BR_PROJ_COUNT; p++) {
+                const br_ternary_matrix *t = &m.layers[l].proj[p].m;
+                for (long i = 0; i < (long)t->rows * t->cols; i++) {
+                    w.n_plus[l * BR_PROJ_COUNT + p] += t->w[i] > 0;
+                    w.n_minus[l * BR_PROJ_COUNT + p] += t->w[i] < 0;
+                }
+            }
+        br_model_events_per_token(&hw, &sh, &w, &est);
+        CHECKF(memcmp(&sim, &est, sizeof sim) == 0, "act %d: estimate differs from simulation", act);
+        CHECK(br_chip_backend_macros(chip) == 32);
+        free(w.n_plus);
+        free(w.n_minus);
+        br_session_free(&s);
+        chip->destroy(chip);
+    }
+    br_pool_destroy(pool);
+    br_model_free(&m);
+}
+
+static int json_number(const br_json *j, const char *key, double *v) { return br_json_get_number(j, key, v) == 1; }
+
+void test_chip_cli_reports(void) {
+    char cmd[1024], *out = malloc(1 << 20), err[4096];
+    snprintf(cmd, 1024, "%s chip -m preset:falcon3-1b --context 128 --on-die 32 --json", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 0);
+    br_json j;
+    br_error e;
+    CHECK(br_json_parse(out, strlen(out), &j, &e) == 0);
+    double v;
+    static const char *const keys[] = {"macros", "rom_area_mm2", "die_area_mm2", "bit_density_kb_per_mm2", "kv_dram_access_reduction_pct",
+                                       "dram_bytes_per_token", "energy_per_token_uj", "tops_per_w_4b", "tops_per_w_8b", "tokens_per_s"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) CHECKF(json_number(&j, keys[i], &v) && v > 0, "%s", keys[i]);
+    CHECK(json_number(&j, "macros", &v) && v == 270);
+    CHECK(json_number(&j, "kv_dram_access_reduction_pct", &v) && fabs(v - 43.6) < 0.05);
+    const br_json *as = br_json_get(&j, "assumptions");
+    CHECK(as && as->type == BR_JSON_ARRAY && as->count > 5);
+    br_json_free(&j);
+    /* the paper command, as JSON */
+    snprintf(cmd, 1024, "%s paper --json", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 0);
+    CHECK(br_json_parse(out, strlen(out), &j, &e) == 0);
+    CHECK(j.type == BR_JSON_ARRAY && j.count >= 40);
+    for (size_t i = 0; i < j.count; i++) {
+        const char *name;
+        CHECK(br_json_get_string(&j.items[i], "name", &name) == 1);
+        CHECK(json_number(&j.items[i], "paper", &v) && json_number(&j.items[i], "ours", &v) && json_number(&j.items[i], "rel_diff", &v));
+    }
+    br_json_free(&j);
+    /* a sweep moves what it should: more tokens on die, fewer DRAM bytes */
+    snprintf(cmd, 1024, "%s chip -m preset:falcon3-1b --sweep on_die=0,32,128 --csv", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 0);
+    double bytes[3] = {0};
+    int rows = 0;
+    for (char *line = strchr(out, '\n'); line && rows < 3; line = strchr(line + 1, '\n')) {
+        double a, b, c, d, f, g;
+        int val;
+        if (sscanf(line + 1, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &val, &a, &b, &c, &d, &f, &g) == 7) bytes[rows++] = f;
+    }
+    CHECK(rows == 3 && bytes[0] > bytes[1] && bytes[1] > bytes[2]);
+    snprintf(cmd, 1024, "%s chip -m preset:falcon3-7b --sweep node=65,28,7", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 0 && strstr(out, "die area x"));
+    snprintf(cmd, 1024, "%s chip -m preset:nope", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 2 && strstr(err, "unknown preset"));
+    snprintf(cmd, 1024, "%s chip -m preset:falcon3-1b --sweep bogus_key=1", bitrom_bin());
+    CHECK(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 2 && strstr(err, "unknown key"));
+    free(out);
+}
+
+void test_techdb(void) {
+    br_techdb db;
+    br_error e;
+    CHECK(br_techdb_load_default(&db, &e) == 0);
+    CHECK(db.n >= 40);
+    for (int i = 0; i < db.n; i++) CHECKF(db.c[i].source[0] && db.c[i].kind[0], "%s", db.c[i].name);
+    const char *over = tmp_path("tech.json");
+    FILE *f = fopen(over, "w");
+    fprintf(f, "{\"constants\": [{\"name\": \"lpddr4_pj_per_bit\", \"value\": 4, \"kind\": \"citation\", \"source\": \"test\"}]}");
+    fclose(f);
+    CHECK(br_techdb_apply_file(&db, over, &e) == 0 && br_tech(&db, "lpddr4_pj_per_bit") == 4);
+    f = fopen(over, "w");
+    fprintf(f, "{\"constants\": [{\"name\": \"made_up\", \"value\": 4, \"kind\": \"citation\", \"source\": \"test\"}]}");
+    fclose(f);
+    CHECK(br_techdb_apply_file(&db, over, &e) == -1 && strstr(e.msg, "unknown constant 'made_up'"));
+    /* node scaling: ideal at the paper rule, worse for arrays with the pitch rule below 65 nm */
+    CHECK(fabs(br_tech_array_area_factor(&db, 65) - 1) < 1e-12);
+    CHECK(br_tech_array_area_factor(&db, 7) > (7.0 / 65) * (7.0 / 65));
+    br_techdb_free(&db);
+}
+
+void test_html_report_in_browser(void) {
+    const char *html = tmp_path("report.html"), *png = tmp_path("report.png");
+    char cmd[2048], out[4096], err[8192];
+    snprintf(cmd, sizeof cmd, "%s chip -m preset:falcon3-1b --html %s", bitrom_bin(), html);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    void *page;
+    long n = read_all(html, &page);
+    CHECK(n > 1000 && strstr(page, "<svg") && strstr(page, "</html>") && !strstr(page, "<script"));
+    free(page);
+    const char *browser = access("/usr/bin/chromium", X_OK) == 0 ? "/usr/bin/chromium" : NULL;
+    if (!browser) {
+        fprintf(stderr, "  chromium not installed: browser rendering not checked here (.ci/run installs it)\n");
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+             "--disable-component-update --disable-sync --user-data-dir=%s --window-size=1200,1400 --screenshot=%s file://%s",
+             browser, tmp_path("chromium-profile"), png, html);
+    int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
+    CHECKF(rc == 0, "chromium exit %d: %s", rc, err);
+    CHECK(access(png, F_OK) == 0);
+    snprintf(cmd, sizeof cmd,
+             "%s --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+             "--disable-component-update --disable-sync --user-data-dir=%s --dump-dom file://%s",
+             browser, tmp_path("chromium-profile"), html);
+    char *dom = malloc(1 << 20);
+    CHECK(run_cmd(cmd, dom, 1 << 20, err, sizeof err) == 0);
+    CHECK(strstr(dom, "<svg") && strstr(dom, "Fig. 5b"));
+    free(dom);
+}
