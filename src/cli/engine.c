@@ -6,6 +6,7 @@
 #include "util/fileio.h"
 #include "chip/chip_backend.h"
 #include "kernels/cpu_backend.h"
+#include "model/lora.h"
 
 static br_kernel_kind kernel_from_name(const char *s, int *ok) {
     *ok = 1;
@@ -64,6 +65,20 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
         cli_engine_close(e);
         return -1;
     }
+    if (o->n_lora > 0) {
+        br_adapter_set *set = br_malloc(sizeof *set);
+        br_adapter_set_init(set);
+        e->lora = set;
+        int act = o->lora_act_bits >= 0 ? o->lora_act_bits : (o->lora_bits > 0 ? 8 : 0);
+        for (int i = 0; i < o->n_lora; i++)
+            if (br_adapter_set_add(set, o->lora[i], &e->model, o->lora_bits, act, &err)) {
+                cli_error(err.msg);
+                cli_engine_close(e);
+                return -1;
+            }
+        e->session.hook = br_adapter_hook;
+        e->session.hook_ctx = set;
+    }
     return 0;
 }
 
@@ -71,9 +86,10 @@ int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
     if (e->chip) {
         br_chip_events ev;
         br_chip_backend_totals(e->chip, &ev);
-        fprintf(stderr, "chip: %ld macros, %llu ternary MACs, %llu adds, %llu subtracts, %llu skips, %llu overflows, %llu saturations\n",
+        fprintf(stderr, "chip: %ld macros, %llu ternary MACs, %llu adds, %llu subtracts, %llu skips, %llu overflows, %llu saturations, %llu adapter-unit MACs\n",
                 br_chip_backend_macros(e->chip), (unsigned long long)ev.macs, (unsigned long long)ev.adds, (unsigned long long)ev.subtracts,
-                (unsigned long long)ev.skips, (unsigned long long)ev.overflows, (unsigned long long)ev.saturations);
+                (unsigned long long)ev.skips, (unsigned long long)ev.overflows, (unsigned long long)ev.saturations,
+                e->lora ? (unsigned long long)((br_adapter_set *)e->lora)->macs : 0ULL);
     }
     if (!o->stats) return 0;
     if (!e->chip) {
@@ -95,6 +111,10 @@ int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
 }
 
 void cli_engine_close(cli_engine *e) {
+    if (e->lora) {
+        br_adapter_set_free(e->lora);
+        free(e->lora);
+    }
     if (e->session.model) br_session_free(&e->session);
     if (e->backend) e->backend->destroy(e->backend);
     br_pool_destroy(e->pool);

@@ -99,7 +99,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o) {
     o->threads = br_cpu_count();
     o->temp = 0.8f;
     o->top_p = 0.9f;
-    o->lora_act_bits = 8;
+    o->lora_act_bits = -1; /* auto: 8 with quantized adapter weights, float otherwise */
     o->context = 128;
     o->on_die = 32;
     o->prompt_tokens = -1;

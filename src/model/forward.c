@@ -62,7 +62,7 @@ void br_session_free(br_session *s) {
 void br_session_reset(br_session *s) { s->pos = 0; }
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0;
+    double ss = 0; /* double: closest to the reference's float32 result on the golden models */
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float inv = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
