@@ -14,19 +14,29 @@ typedef struct command {
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt",
      "bitrom run -m MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--top-p P] [--seed S] [--backend cpu|chip] [--hw CONFIG.json]\n"
+     "           [--stats FILE] [--lora [NAME=]DIR] [--lora-bits B] [--lora-act-bits B]\n"
      "  Streams the continuation of TEXT to stdout; prompt and generation speed go to stderr.\n"
      "  --temp 0 is greedy. Defaults: -n 128, --temp 0.8, --top-p 0.9, -t = number of cores."},
     {"logits", cmd_logits, "write the logits of a token sequence",
-     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip]\n"
+     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip] [--hw CONFIG.json] [--stats FILE] [--lora DIR ...]\n"
      "  Writes float32 logits [n_tokens, vocab], row-major, little-endian: one row per input position."},
     {"ppl", cmd_ppl, "perplexity of a text file",
-     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip]\n"
+     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip] [--hw CONFIG.json] [--lora DIR ...]\n"
      "  --ctx N: the whole file tokenized as one text (no BOS), cut into N-token blocks, each scored on its\n"
      "  N-1 predictions; --chunks K stops after K blocks. --per-line: each non-empty line is its own\n"
-     "  sequence, BOS first. The last line printed is 'perplexity: X'."},
+     "  sequence, BOS first. The last line printed is 'perplexity: X'.\n"
+     "Common: -t THREADS (default: cores); --backend chip runs every BitLinear on the simulated BitROM macros\n"
+     "  (--hw CONFIG.json overrides the hardware, --stats FILE writes the event counts as JSON);\n"
+     "  --lora [NAME=]DIR adds a LoRA adapter (PEFT dir or the authors' .safetensors); --lora-bits 2..8 or 1 (ternary)\n"
+     "  fake-quantizes it as the authors' QuantLoRALinear, --lora-act-bits (default 8 when quantized) its input."},
     {"tokenize", cmd_tokenize, "print the token ids of a text",
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
+    {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them",
+     "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip]\n"
+     "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"
+     "  or {\"adapter\": \"none\", \"ppl\": \"FILE\", \"ctx\": 256, \"chunks\": 48} or {\"ppl\": \"FILE\", \"per_line\": true}.\n"
+     "  Each answer is one JSON line with the adapter used and the switch time in microseconds."},
     {"rom", cmd_rom, "compile a model to BitROM mask images",
      "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]\n"
      "  Maps every BitLinear onto ROM macros, writes the mask image (docs/rom-image.md), reads it back through\n"

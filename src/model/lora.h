@@ -21,8 +21,8 @@ typedef struct br_lora_module {
     int in, out, r;
     float *A;  /* [in][r] as loaded */
     float *B;  /* [r][out] */
-    float *Aq; /* [in][r] as used (fake-quantized when weight_bits > 0) */
-    float *Bq;
+    float *Aq; /* [in][r]: A as used (fake-quantized when weight_bits > 0) */
+    float *Bq; /* [r][out]: B as used */
 } br_lora_module;
 
 typedef struct br_adapter {

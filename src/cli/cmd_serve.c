@@ -1,0 +1,150 @@
+/* `bitrom serve`: one loaded model (CPU or chip backend) and several adapters; requests arrive as
+ * JSON lines on stdin, answers leave as JSON lines on stdout. Switching the adapter between
+ * requests touches neither the ROM weights nor the base model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "model/eval.h"
+#include "model/lora.h"
+#include "util/fileio.h"
+#include "util/json.h"
+
+#define MAX_LINE (1u << 20)
+
+static void reply_error(const char *msg) {
+    printf("{\"error\": ");
+    br_json_write_string(stdout, msg);
+    printf("}\n");
+    fflush(stdout);
+}
+
+typedef struct text_acc {
+    const br_tokenizer *tok;
+    char *buf;
+    size_t len, cap;
+} text_acc;
+
+static int collect_text(void *p, int tok) {
+    text_acc *t = p;
+    char piece[1024];
+    size_t n = br_tokenizer_piece_bytes(t->tok, tok, piece, sizeof piece);
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->buf = br_realloc(t->buf, t->cap);
+    }
+    memcpy(t->buf + t->len, piece, n);
+    t->len += n;
+    t->buf[t->len] = 0;
+    return 0;
+}
+
+static void handle(cli_engine *e, const br_json *req) {
+    br_adapter_set *set = e->lora;
+    const char *adapter = NULL, *prompt = NULL, *ppl_file = NULL;
+    double n = 64, temp = 0, ctx = 0, chunks = 0, seed = 42;
+    int per_line = 0;
+    if (br_json_get_string(req, "adapter", &adapter) < 0 || br_json_get_string(req, "prompt", &prompt) < 0 ||
+        br_json_get_string(req, "ppl", &ppl_file) < 0 || br_json_get_number(req, "n", &n) < 0 || br_json_get_number(req, "temp", &temp) < 0 ||
+        br_json_get_number(req, "ctx", &ctx) < 0 || br_json_get_number(req, "chunks", &chunks) < 0 ||
+        br_json_get_bool(req, "per_line", &per_line) < 0 || br_json_get_number(req, "seed", &seed) < 0) {
+        reply_error("bad request: a field has the wrong type");
+        return;
+    }
+    double t0 = br_now_seconds();
+    if (adapter) {
+        if (!set && strcmp(adapter, "none") != 0) {
+            reply_error("no adapters loaded (start with --lora NAME=DIR)");
+            return;
+        }
+        if (set && br_adapter_set_activate(set, adapter)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown adapter '%s'", adapter);
+            reply_error(msg);
+            return;
+        }
+    }
+    double switch_us = (br_now_seconds() - t0) * 1e6;
+    const char *active = set && set->active >= 0 ? set->items[set->active].name : "none";
+    br_error err;
+    if (prompt) {
+        int *ids, n_ids;
+        br_tokenizer_encode(&e->model.tok, prompt, strlen(prompt), 1, &ids, &n_ids);
+        br_sampler smp;
+        br_sampler_init(&smp, e->model.cfg.vocab_size, (float)temp, 0.9f, (uint64_t)seed);
+        text_acc acc = {&e->model.tok, NULL, 0, 0};
+        br_gen_stats st;
+        br_session_reset(&e->session);
+        int rc = br_generate(&e->session, &smp, ids, n_ids, (int)n, collect_text, &acc, &st, &err);
+        br_sampler_free(&smp);
+        free(ids);
+        if (rc) {
+            reply_error(err.msg);
+        } else {
+            printf("{\"adapter\": ");
+            br_json_write_string(stdout, active);
+            printf(", \"switch_us\": %.3f, \"text\": ", switch_us);
+            br_json_write_string(stdout, acc.buf ? acc.buf : "");
+            printf(", \"tokens\": %d, \"tokens_per_s\": %.2f}\n", st.n_generated, st.gen_seconds > 0 ? st.n_generated / st.gen_seconds : 0.0);
+        }
+        free(acc.buf);
+    } else if (ppl_file) {
+        char *text;
+        size_t len;
+        if (br_read_file(ppl_file, 256u << 20, &text, &len, &err)) {
+            reply_error(err.msg);
+            return;
+        }
+        br_ppl_result r;
+        double t1 = br_now_seconds();
+        int rc = per_line ? br_perplexity_lines(&e->session, text, len, &r, NULL, NULL, &err)
+                          : br_perplexity_blocks(&e->session, text, len, ctx > 0 ? (int)ctx : 256, (int)chunks, &r, NULL, NULL, &err);
+        free(text);
+        if (rc) {
+            reply_error(err.msg);
+        } else {
+            printf("{\"adapter\": ");
+            br_json_write_string(stdout, active);
+            printf(", \"switch_us\": %.3f, \"file\": ", switch_us);
+            br_json_write_string(stdout, ppl_file);
+            printf(", \"perplexity\": %.6f, \"predictions\": %ld, \"seconds\": %.3f}\n", br_ppl_value(&r), r.n_predictions, br_now_seconds() - t1);
+        }
+    } else {
+        printf("{\"adapter\": ");
+        br_json_write_string(stdout, active);
+        printf(", \"switch_us\": %.3f}\n", switch_us);
+    }
+    fflush(stdout);
+}
+
+int cmd_serve(const cli_opts *o) {
+    cli_engine e;
+    if (cli_engine_open(&e, o, 0)) return 1;
+    if (!e.model.has_tokenizer) {
+        cli_error("the model has no tokenizer");
+        cli_engine_close(&e);
+        return 1;
+    }
+    if (e.lora) ((br_adapter_set *)e.lora)->active = -1; /* start on the base model */
+    fprintf(stderr, "bitrom serve: ready (%d adapter(s)); one JSON request per line on stdin\n", e.lora ? ((br_adapter_set *)e.lora)->n : 0);
+    char *line = br_malloc(MAX_LINE);
+    while (fgets(line, MAX_LINE, stdin)) {
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        br_json req;
+        br_error err;
+        if (br_json_parse(line, len, &req, &err)) {
+            reply_error(err.msg);
+            continue;
+        }
+        if (req.type != BR_JSON_OBJECT) reply_error("a request must be a JSON object");
+        else handle(&e, &req);
+        br_json_free(&req);
+    }
+    free(line);
+    int rc = cli_engine_write_stats(&e, o) ? 1 : 0;
+    cli_engine_close(&e);
+    return rc;
+}
