@@ -195,7 +195,7 @@ int cmd_tokenize(const cli_opts *o) {
     const br_tokenizer *t = NULL;
     int have_model = 0;
     if (o->tokenizer) {
-        if (br_tokenizer_load_spm(&tok, o->tokenizer, &err)) {
+        if (br_tokenizer_load_any(&tok, o->tokenizer, &err)) {
             cli_error(err.msg);
             return 1;
         }
@@ -227,7 +227,7 @@ int cmd_tokenize(const cli_opts *o) {
     }
     if (rc == 0) {
         int *ids, n;
-        br_tokenizer_encode(t, text, len, !o->no_bos, &ids, &n);
+        br_tokenizer_encode(t, text, len, !o->no_bos && t->add_bos, &ids, &n);
         for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         printf("\n");
         free(ids);

@@ -5,6 +5,7 @@
 #include "util/fileio.h"
 
 int br_model_load_hf(br_model *m, const char *dir, br_error *err);
+int br_model_load_gguf(br_model *m, const char *path, br_error *err);
 
 int br_model_load(br_model *m, const char *path, br_error *err) {
     memset(m, 0, sizeof *m);
@@ -13,7 +14,7 @@ int br_model_load(br_model *m, const char *path, br_error *err) {
     if (br_is_directory(path)) {
         rc = br_model_load_hf(m, path, err);
     } else if (br_file_exists(path)) {
-        rc = br_fail(err, "%s: not a model directory (expected a directory with config.json and model.safetensors)", path);
+        rc = br_model_load_gguf(m, path, err);
     } else {
         rc = br_fail(err, "%s: no such model file or directory", path);
     }

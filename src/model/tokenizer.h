@@ -26,9 +26,23 @@ typedef struct br_tokenizer {
     /* open-addressing hash: piece -> id */
     int32_t *hash_ids;
     size_t hash_cap;
+    int add_bos;  /* prepend BOS by default (tokenizer.ggml.add_bos_token) */
+    /* byte-level BPE */
+    uint64_t *merge_keys; /* (a << 32 | b) + 1, 0 = empty */
+    int32_t *merge_ranks;
+    size_t merge_cap;
+    int use_merges;       /* rank pairs by merges; else by the rank (= id) of the merged token (tiktoken) */
+    int *special_ids;     /* control / user-defined tokens recognised in text, longest first */
+    int n_special;
 } br_tokenizer;
 
 int br_tokenizer_load_spm(br_tokenizer *tok, const char *path, br_error *err);
+/* Any supported tokenizer file: tokenizer.model (SentencePiece), tokenizer.json (Hugging Face BPE),
+ * a tiktoken ranks file (Llama 3), or a GGUF (its tokenizer.ggml.* metadata). */
+int br_tokenizer_load_any(br_tokenizer *tok, const char *path, br_error *err);
+int br_tokenizer_load_tiktoken(br_tokenizer *tok, const char *path, br_error *err);
+int br_tokenizer_load_hf_json(br_tokenizer *tok, const char *path, br_error *err);
+int br_tokenizer_parse_tiktoken(br_tokenizer *tok, const char *text, size_t len, const char *name, br_error *err);
 /* Parses an in-memory tokenizer.model; name is used in messages. */
 int br_tokenizer_parse_spm(br_tokenizer *tok, const uint8_t *data, size_t size, const char *name, br_error *err);
 void br_tokenizer_free(br_tokenizer *tok);

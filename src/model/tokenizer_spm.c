@@ -177,6 +177,7 @@ int br_tokenizer_parse_spm(br_tokenizer *tok, const uint8_t *data, size_t size, 
     tok->unk_id = 0;
     tok->bos_id = 1;
     tok->eos_id = 2;
+    tok->add_bos = 1;
     int model_type = 1;
     /* first pass: count pieces */
     pb b = {data, data + size};
@@ -239,6 +240,9 @@ void br_tokenizer_free(br_tokenizer *tok) {
     free(tok->scores);
     free(tok->types);
     free(tok->hash_ids);
+    free(tok->merge_keys);
+    free(tok->merge_ranks);
+    free(tok->special_ids);
     memset(tok, 0, sizeof *tok);
 }
 
@@ -411,7 +415,10 @@ static void encode_spm(encoder *e, size_t len) {
         if (e->sym[i].len) emit_text(e, e->sym[i].off, e->sym[i].len);
 }
 
+int br_tokenizer_encode_bpe(const br_tokenizer *tok, const char *text, size_t len, int add_bos, int **ids, int *n_ids);
+
 int br_tokenizer_encode(const br_tokenizer *tok, const char *text, size_t len, int add_bos, int **ids, int *n_ids) {
+    if (tok->kind == BR_TOK_BPE) return br_tokenizer_encode_bpe(tok, text, len, add_bos, ids, n_ids);
     encoder e;
     memset(&e, 0, sizeof e);
     e.tok = tok;
@@ -433,6 +440,11 @@ size_t br_tokenizer_piece_bytes(const br_tokenizer *tok, int id, char *buf, size
     if (id < 0 || id >= tok->n_vocab || cap == 0) return 0;
     uint8_t type = tok->types[id];
     if (type == BR_PIECE_CONTROL || type == BR_PIECE_UNUSED) return 0;
+    if (tok->kind == BR_TOK_BPE) { /* pieces are raw bytes */
+        size_t n = tok->piece_len[id] < cap ? tok->piece_len[id] : cap;
+        memcpy(buf, tok->pieces[id], n);
+        return n;
+    }
     if (type == BR_PIECE_BYTE) {
         for (int b = 0; b < 256; b++)
             if (tok->byte_ids[b] == id) {
