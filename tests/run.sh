@@ -57,7 +57,7 @@ for target in fuzz/fuzz_*.c; do
         done
         clang -Isrc -D_GNU_SOURCE -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined "$target" $objs -lm -lpthread -o "build-fuzz/$name" || { failed=$((failed + 1)); continue; }
         work=build-fuzz/corpus-$name; rm -rf "$work"; mkdir -p "$work"
-        if "build-fuzz/$name" -runs="$FUZZ_RUNS" -max_len=65536 -timeout=10 "$work" "$corpus" > "build-fuzz/$name.log" 2>&1; then
+        if "build-fuzz/$name" -runs="$FUZZ_RUNS" -max_len=65536 -timeout=10 -artifact_prefix=build-fuzz/ "$work" "$corpus" > "build-fuzz/$name.log" 2>&1; then
             passed=$((passed + 1)); echo "fuzz $name: ok ($(tail -n 1 "build-fuzz/$name.log"))"
         else
             failed=$((failed + 1)); echo "fuzz $name: FAILED"; tail -n 30 "build-fuzz/$name.log"

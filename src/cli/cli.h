@@ -47,6 +47,7 @@ int cmd_tokenize(const cli_opts *o);
 int cmd_rom(const cli_opts *o);
 int cmd_chip(const cli_opts *o);
 int cmd_serve(const cli_opts *o);
+int cmd_convert(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
 
 #endif

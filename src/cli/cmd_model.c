@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "model/chat.h"
 #include "model/eval.h"
 #include "util/fileio.h"
 
@@ -48,9 +49,23 @@ int cmd_run(const cli_opts *o) {
         return 1;
     }
     int *ids, n;
-    br_tokenizer_encode(&e.model.tok, o->prompt, strlen(o->prompt), 1, &ids, &n);
-    /* echo the prompt as the tokenizer sees it */
-    fputs(o->prompt, stdout);
+    if (o->chat) {
+        br_chat_style style = br_chat_style_of(e.model.chat_template);
+        int has_bos;
+        char *text = br_chat_format(style, o->prompt, &has_bos);
+        fprintf(stderr, "chat template: %s%s\n", br_chat_style_name(style), e.model.chat_template ? "" : " (the model has none: the bitnet-b1.58-2B-4T format)");
+        br_tokenizer_encode(&e.model.tok, text, strlen(text), !has_bos && e.model.tok.add_bos, &ids, &n);
+        free(text);
+    } else {
+        br_tokenizer_encode(&e.model.tok, o->prompt, strlen(o->prompt), e.model.tok.add_bos, &ids, &n);
+        fputs(o->prompt, stdout); /* echo the prompt; the continuation follows */
+    }
+    if (n == 0) {
+        cli_error("the prompt tokenizes to nothing");
+        free(ids);
+        cli_engine_close(&e);
+        return 2;
+    }
     br_sampler smp;
     br_sampler_init(&smp, e.model.cfg.vocab_size, o->temp, o->top_p, o->seed_set ? o->seed : 42);
     stream_ctx sc = {&e.model.tok, ids[n - 1]};
@@ -235,5 +250,42 @@ int cmd_tokenize(const cli_opts *o) {
     free(text);
     if (have_model) br_model_free(&model);
     else br_tokenizer_free(&tok);
+    return rc;
+}
+
+#include "model/convert.h"
+
+int cmd_convert(const cli_opts *o) {
+    br_out_type type;
+    if (!o->model || !o->out) {
+        cli_error("convert needs -m MODEL and -o FILE.gguf");
+        return 2;
+    }
+    if (br_out_type_from_name(o->type ? o->type : "tq2_0", &type)) {
+        cli_error("--type must be tq2_0, tq1_0, i2_s or f32");
+        return 2;
+    }
+    br_model m;
+    br_error err;
+    if (br_model_load(&m, o->model, &err)) {
+        cli_error(err.msg);
+        return 1;
+    }
+    br_atomic_file af;
+    int rc = 0;
+    if (br_atomic_open(&af, o->out, &err)) {
+        cli_error(err.msg);
+        rc = 1;
+    } else if (br_convert_write_gguf(&m, type, af.fp, stderr, &err)) {
+        br_atomic_abort(&af);
+        cli_error(err.msg);
+        rc = 1;
+    } else if (br_atomic_commit(&af, &err)) {
+        cli_error(err.msg);
+        rc = 1;
+    } else {
+        fprintf(stderr, "bitrom convert: wrote %s (%s, %lld ternary weights)\n", o->out, o->type ? o->type : "tq2_0", (long long)br_model_ternary_params(&m));
+    }
+    br_model_free(&m);
     return rc;
 }

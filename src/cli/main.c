@@ -32,6 +32,12 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text",
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
+    {"convert", cmd_convert, "write a model as GGUF (llama.cpp / bitnet.cpp)",
+     "bitrom convert -m MODEL -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32]\n"
+     "  BitNet-format models become the `bitnet` (silu) or `bitnet-b1.58` (relu2) architecture with .scale tensors;\n"
+     "  Falcon3-format models become `llama` with the scale in the blocks and q/k permuted as llama.cpp expects.\n"
+     "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
+     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr)."},
     {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them",
      "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip]\n"
      "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"

@@ -257,12 +257,32 @@ int br_model_load_hf(br_model *m, const char *dir, br_error *err) {
     rc = load_weights(m, &ts, err);
     br_tensors_free(&ts);
     if (rc) return -1;
-    char *tok_path = br_path_join(dir, "tokenizer.model");
+    char *tok_path = br_path_join(dir, "tokenizer.model"), *json_path = br_path_join(dir, "tokenizer.json");
     if (br_file_exists(tok_path)) {
         if (br_tokenizer_load_spm(&m->tok, tok_path, err)) rc = -1;
         else m->has_tokenizer = 1;
+    } else if (br_file_exists(json_path)) {
+        if (br_tokenizer_load_hf_json(&m->tok, json_path, err)) rc = -1;
+        else m->has_tokenizer = 1;
     }
     free(tok_path);
+    free(json_path);
+    /* the chat template, if the checkpoint has one */
+    char *cfg = br_path_join(dir, "tokenizer_config.json");
+    if (rc == 0 && br_file_exists(cfg)) {
+        char *text;
+        size_t len;
+        br_json j;
+        if (br_read_file(cfg, 16u << 20, &text, &len, err) == 0) {
+            if (br_json_parse(text, len, &j, err) == 0) {
+                const char *t;
+                if (br_json_get_string(&j, "chat_template", &t) == 1) m->chat_template = br_strdup(t);
+                br_json_free(&j);
+            }
+            free(text);
+        }
+    }
+    free(cfg);
     return rc;
 }
 

@@ -86,6 +86,7 @@ static uint64_t mix(uint64_t x) {
 }
 
 static int merge_rank(const br_tokenizer *tok, int a, int b, int *merged) {
+    if (a < 0 || b < 0) return -1;
     if (tok->use_merges) {
         uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
         size_t h = mix(key) & (tok->merge_cap - 1);
@@ -155,7 +156,8 @@ static void bpe_word(const br_tokenizer *tok, const char *s, size_t len, out_ids
         memmove(sym + best + 1, sym + best + 2, (n - (size_t)best - 2) * sizeof(int));
         n--;
     }
-    for (size_t i = 0; i < n; i++) push(o, sym[i]);
+    for (size_t i = 0; i < n; i++)
+        if (sym[i] >= 0) push(o, sym[i]); /* a byte the vocabulary cannot spell, with no unknown token: dropped */
     free(sym);
 }
 
@@ -285,6 +287,17 @@ static void llama3_special_name(int i, char *buf, size_t cap) {
     else snprintf(buf, cap, "<|reserved_special_token_%d|>", i - 5);
 }
 
+/* A decimal rank in [p, end); -1 if malformed (the buffer is not NUL-terminated: no strtol). */
+static long parse_rank(const char *p, const char *end) {
+    long v = 0;
+    if (p >= end) return -1;
+    for (; p < end && *p != '\r'; p++) {
+        if (*p < '0' || *p > '9' || v > (1 << 22)) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
 int br_tokenizer_parse_tiktoken(br_tokenizer *tok, const char *text, size_t len, const char *name, br_error *err) {
     memset(tok, 0, sizeof *tok);
     int max_rank = -1, lines = 0;
@@ -294,7 +307,7 @@ int br_tokenizer_parse_tiktoken(br_tokenizer *tok, const char *text, size_t len,
         const char *sp = memchr(text + i, ' ', e - i);
         if (e > i) {
             if (!sp) return br_fail(err, "%s: line %d is not 'base64 rank'", name, lines + 1);
-            long r = strtol(sp + 1, NULL, 10);
+            long r = parse_rank(sp + 1, text + e);
             if (r < 0 || r > (1 << 22)) return br_fail(err, "%s: line %d has a bad rank", name, lines + 1);
             if (r > max_rank) max_rank = (int)r;
             lines++;
@@ -312,7 +325,7 @@ int br_tokenizer_parse_tiktoken(br_tokenizer *tok, const char *text, size_t len,
             const char *sp = memchr(text + i, ' ', e - i);
             char bytes[512];
             size_t bl;
-            long r = strtol(sp + 1, NULL, 10);
+            long r = parse_rank(sp + 1, text + e);
             if (b64_decode(text + i, (size_t)(sp - (text + i)), bytes, sizeof bytes, &bl) || bl == 0) rc = br_fail(err, "%s: line %zu: bad base64", name, line);
             else if (tok->pieces[r]) rc = br_fail(err, "%s: line %zu: rank %ld appears twice", name, line, r);
             else set_piece(tok, (int)r, bytes, bl, BR_PIECE_NORMAL);

@@ -1,0 +1,456 @@
+#include <math.h>
+#include <unistd.h>
+
+#include "kernels/cpu_backend.h"
+#include "model/chat.h"
+#include "model/convert.h"
+#include "model/eval.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "model/tokenizer.h"
+#include "test.h"
+#include "util/fileio.h"
+
+static float *model_logits(br_model *m, const int *toks, int n) {
+    br_pool *pool = br_pool_create(1);
+    br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+    br_session s;
+    br_error e;
+    float *out = br_malloc((size_t)n * m->cfg.vocab_size * 4);
+    CHECK(br_session_init(&s, m, be, pool, 0, &e) == 0);
+    CHECK(br_session_forward(&s, toks, n, out, 1, &e) == 0);
+    br_session_free(&s);
+    be->destroy(be);
+    br_pool_destroy(pool);
+    return out;
+}
+
+static int greedy(br_model *m, const int *toks, int n, int *out, int k) {
+    br_pool *pool = br_pool_create(1);
+    br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+    br_session s;
+    br_error e;
+    float *lg = br_malloc((size_t)m->cfg.vocab_size * 4);
+    CHECK(br_session_init(&s, m, be, pool, 0, &e) == 0);
+    CHECK(br_session_forward(&s, toks, n, lg, 0, &e) == 0);
+    for (int i = 0; i < k; i++) {
+        out[i] = br_argmax(lg, m->cfg.vocab_size);
+        CHECK(br_session_forward(&s, &out[i], 1, lg, 0, &e) == 0);
+    }
+    free(lg);
+    br_session_free(&s);
+    be->destroy(be);
+    br_pool_destroy(pool);
+    return 0;
+}
+
+void test_gguf_assets_match_hf(void) {
+    br_model hf, g;
+    br_error e;
+    CHECK(br_model_load(&hf, asset("models/stories3m"), &e) == 0);
+    const char *files[2] = {"models/stories3m-f32.gguf", "models/stories3m-tq2_0.gguf"};
+    const char *seqs[2] = {"story", "kjv"};
+    for (int f = 0; f < 2; f++) {
+        if (br_model_load(&g, asset(files[f]), &e)) {
+            CHECKF(0, "%s", e.msg);
+            continue;
+        }
+        CHECK(g.has_tokenizer && g.tok.n_vocab == 512 && g.cfg.family == BR_FAMILY_BITNET && g.cfg.tied_embeddings);
+        for (int k = 0; k < 2; k++) {
+            int toks[128];
+            char meta[64];
+            snprintf(meta, sizeof meta, "golden/stories3m/meta.json");
+            int n = json_int_array(asset(meta), seqs[k], "tokens", toks, 128);
+            /* the GGUF's own tokenizer gives the same ids */
+            const char *texts[2] = {"Once upon a time, there was a little girl named Lily. She loved to play outside",
+                                    "And God said, Let there be light: and there was light. And God saw the light, that it was good"};
+            int *ids, ni;
+            br_tokenizer_encode(&g.tok, texts[k], strlen(texts[k]), 1, &ids, &ni);
+            CHECK(ni == n && memcmp(ids, toks, sizeof(int) * (size_t)n) == 0);
+            free(ids);
+            float *lg = model_logits(&g, toks, n);
+            char lf[64];
+            snprintf(lf, sizeof lf, "golden/stories3m/logits_%s.f32", seqs[k]);
+            void *ref;
+            CHECK(read_all(asset(lf), &ref) == (long)n * 512 * 4);
+            int agree = 0;
+            double worst_med = 0;
+            for (int t = 0; t < n; t++) agree += br_argmax(lg + t * 512, 512) == br_argmax((float *)ref + t * 512, 512);
+            fprintf(stderr, "  %s/%s: argmax %d/%d\n", files[f], seqs[k], agree, n);
+            CHECK(agree >= 0.95 * n);
+            (void)worst_med;
+            /* greedy continuation identical to the Hugging Face directory */
+            int a[24], b[24];
+            greedy(&g, toks, n, a, 24);
+            greedy(&hf, toks, n, b, 24);
+            CHECKF(memcmp(a, b, sizeof a) == 0, "%s: greedy continuation of %s differs from the HF directory", files[f], seqs[k]);
+            free(lg);
+            free(ref);
+        }
+        br_model_free(&g);
+    }
+    br_model_free(&hf);
+}
+
+void test_convert_round_trip(void) {
+    static const char *const models[3] = {"models/stories3m", "models/falcon3-tiny", "models/bitnet2b-tiny"};
+    static const char *const types[4] = {"tq2_0", "tq1_0", "i2_s", "f32"};
+    const int toks[12] = {1, 393, 428, 66, 306, 43, 150, 228, 24, 302, 498, 485};
+    for (int mi = 0; mi < 3; mi++) {
+        br_model src;
+        br_error e;
+        if (br_model_load(&src, asset(models[mi]), &e)) continue;
+        float *ref = model_logits(&src, toks, 12);
+        for (int ti = 0; ti < 4; ti++) {
+            br_out_type ty;
+            CHECK(br_out_type_from_name(types[ti], &ty) == 0);
+            const char *path = tmp_path("rt.gguf");
+            FILE *fp = fopen(path, "wb");
+            CHECK(br_convert_write_gguf(&src, ty, fp, NULL, &e) == 0);
+            fclose(fp);
+            br_model back;
+            if (br_model_load(&back, path, &e)) {
+                CHECKF(0, "%s %s: %s", models[mi], types[ti], e.msg);
+                continue;
+            }
+            int same = back.cfg.n_layers == src.cfg.n_layers && back.cfg.scale_conv == src.cfg.scale_conv;
+            for (int l = 0; same && l < src.cfg.n_layers; l++)
+                for (int p = 0; p < BR_PROJ_COUNT; p++) {
+                    const br_bitlinear *a = &src.layers[l].proj[p], *b = &back.layers[l].proj[p];
+                    same &= a->weight_scale == b->weight_scale && memcmp(a->m.w, b->m.w, (size_t)a->m.rows * a->m.cols) == 0;
+                }
+            CHECKF(same, "%s as %s: integers or scales differ", models[mi], types[ti]);
+            float *got = model_logits(&back, toks, 12);
+            CHECKF(memcmp(got, ref, (size_t)12 * src.cfg.vocab_size * 4) == 0, "%s as %s: logits differ", models[mi], types[ti]);
+            /* the tokenizer came along */
+            if (src.has_tokenizer) CHECK(back.has_tokenizer && back.tok.n_vocab == src.tok.n_vocab);
+            free(got);
+            br_model_free(&back);
+        }
+        free(ref);
+        br_model_free(&src);
+    }
+}
+
+/* ---- BPE: the three ways a Llama-3 vocabulary arrives ---- */
+
+#define SEP "\n__ggml_vocab_test__\n"
+
+static int run_bpe_vectors(const br_tokenizer *tok) {
+    char *inp, *outs;
+    size_t a, b;
+    br_error e;
+    if (br_read_file(asset("tokenizers/ggml-vocab-llama-bpe.gguf.inp"), 1 << 20, &inp, &a, &e) ||
+        br_read_file(asset("tokenizers/ggml-vocab-llama-bpe.gguf.out"), 1 << 20, &outs, &b, &e))
+        return -1;
+    int pass = 0, total = 0;
+    char *ip = inp, *op = outs;
+    for (;;) {
+        char *sep = strstr(ip, SEP), *nl = strchr(op, '\n');
+        if (!sep || !nl) break;
+        *sep = 0;
+        *nl = 0;
+        int want[512], nw = 0;
+        for (char *q = op;;) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q) break;
+            want[nw++] = (int)v;
+            q = end;
+        }
+        int *ids, n;
+        br_tokenizer_encode(tok, ip, strlen(ip), 0, &ids, &n);
+        int ok = n == nw && memcmp(ids, want, sizeof(int) * (size_t)n) == 0;
+        if (!ok) fprintf(stderr, "  BPE mismatch on '%s'\n", ip);
+        pass += ok;
+        total++;
+        free(ids);
+        ip = sep + strlen(SEP);
+        op = nl + 1;
+    }
+    free(inp);
+    free(outs);
+    return total == 46 && pass == total ? pass : -pass - 1;
+}
+
+static void map_bytes(const char *s, size_t n, char *out, size_t *len) {
+    /* GPT-2 byte -> unicode mapping, UTF-8 encoded */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned b = (unsigned char)s[i], cp;
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        if (printable) {
+            cp = b;
+        } else {
+            int idx = 0;
+            for (unsigned x = 0; x < b; x++) {
+                int p2 = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+                idx += !p2;
+            }
+            cp = 256 + (unsigned)idx;
+        }
+        if (cp < 0x80) out[k++] = (char)cp;
+        else {
+            out[k++] = (char)(0xC0 | (cp >> 6));
+            out[k++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    *len = k;
+}
+
+typedef struct merge {
+    int rank, lrank, rrank, left, right;
+} merge;
+
+static int merge_cmp(const void *a, const void *b) {
+    const merge *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank - y->rank;
+    if (x->lrank != y->lrank) return x->lrank - y->lrank;
+    return x->rrank - y->rrank;
+}
+
+void test_bpe_llama3_three_sources(void) {
+    br_tokenizer tt;
+    br_error e;
+    CHECK(br_tokenizer_load_any(&tt, asset("tokenizers/llama3-tiktoken.model"), &e) == 0);
+    CHECK(tt.kind == BR_TOK_BPE && tt.n_vocab == 128256 && tt.bos_id == 128000);
+    CHECK(run_bpe_vectors(&tt) == 46);
+    /* special tokens in text are single ids */
+    int *ids, n;
+    const char *chat = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>";
+    br_tokenizer_encode(&tt, chat, strlen(chat), 0, &ids, &n);
+    CHECK(n >= 5 && ids[0] == 128000 && ids[1] == 128006 && ids[n - 1] == 128009);
+    free(ids);
+    /* derive merges as Hugging Face's converter does: every split of every token into two tokens,
+     * ordered by the token's rank, then the parts' ranks */
+    const int base = 128000;
+    merge *mg = NULL;
+    size_t n_mg = 0, cap = 0;
+    for (int id = 0; id < base; id++) {
+        const char *t = tt.pieces[id];
+        uint32_t len = tt.piece_len[id];
+        for (uint32_t k = 1; k < len; k++) {
+            int l = br_tokenizer_find(&tt, t, k), r = br_tokenizer_find(&tt, t + k, len - k);
+            if (l < 0 || r < 0 || l >= base || r >= base) continue;
+            if (n_mg == cap) mg = br_realloc(mg, (cap = cap ? cap * 2 : 1 << 16) * sizeof *mg);
+            mg[n_mg++] = (merge){id, l, r, l, r};
+        }
+    }
+    qsort(mg, n_mg, sizeof *mg, merge_cmp);
+    /* tokenizer.json */
+    const char *json = tmp_path("tokenizer.json");
+    FILE *f = fopen(json, "w");
+    fprintf(f, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    char buf[2048];
+    size_t bl;
+    for (int id = 0; id < base; id++) {
+        map_bytes(tt.pieces[id], tt.piece_len[id], buf, &bl);
+        fputs(id ? ", \"" : "\"", f);
+        for (size_t i = 0; i < bl; i++) {
+            if (buf[i] == '"' || buf[i] == '\\') fputc('\\', f);
+            fputc(buf[i], f);
+        }
+        fprintf(f, "\": %d", id);
+    }
+    fprintf(f, "}, \"merges\": [");
+    for (size_t i = 0; i < n_mg; i++) {
+        fputs(i ? ", [\"" : "[\"", f);
+        for (int side = 0; side < 2; side++) {
+            int id = side ? mg[i].right : mg[i].left;
+            map_bytes(tt.pieces[id], tt.piece_len[id], buf, &bl);
+            for (size_t k = 0; k < bl; k++) {
+                if (buf[k] == '"' || buf[k] == '\\') fputc('\\', f);
+                fputc(buf[k], f);
+            }
+            fputs(side ? "\"]" : "\", \"", f);
+        }
+    }
+    fprintf(f, "]}, \"added_tokens\": [");
+    for (int i = 0; i < 256; i++) fprintf(f, "%s{\"id\": %d, \"content\": \"%s\", \"special\": true}", i ? ", " : "", base + i, tt.pieces[base + i]);
+    fprintf(f, "]}\n");
+    fclose(f);
+    br_tokenizer hj;
+    CHECK(br_tokenizer_load_any(&hj, json, &e) == 0);
+    CHECK(run_bpe_vectors(&hj) == 46);
+    br_tokenizer_free(&hj);
+    /* GGUF gpt2 vocabulary */
+    br_gguf_writer *w = br_gguf_writer_new();
+    br_gguf_add_str(w, "general.architecture", "llama");
+    br_gguf_add_str(w, "tokenizer.ggml.model", "gpt2");
+    char **strs = br_malloc(sizeof(char *) * (size_t)tt.n_vocab);
+    uint32_t *lens = br_malloc(sizeof(uint32_t) * (size_t)tt.n_vocab);
+    int32_t *types = br_malloc(sizeof(int32_t) * (size_t)tt.n_vocab);
+    for (int id = 0; id < tt.n_vocab; id++) {
+        if (id < base) map_bytes(tt.pieces[id], tt.piece_len[id], buf, &bl);
+        else bl = (size_t)snprintf(buf, sizeof buf, "%s", tt.pieces[id]);
+        strs[id] = br_malloc(bl + 1);
+        memcpy(strs[id], buf, bl);
+        lens[id] = (uint32_t)bl;
+        types[id] = id < base ? 1 : 3;
+    }
+    br_gguf_add_arr_str(w, "tokenizer.ggml.tokens", strs, lens, (uint64_t)tt.n_vocab);
+    br_gguf_add_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)tt.n_vocab);
+    char **ms = br_malloc(sizeof(char *) * n_mg);
+    uint32_t *ml = br_malloc(sizeof(uint32_t) * n_mg);
+    for (size_t i = 0; i < n_mg; i++) {
+        size_t la, lb;
+        char a[1024], b[1024];
+        map_bytes(tt.pieces[mg[i].left], tt.piece_len[mg[i].left], a, &la);
+        map_bytes(tt.pieces[mg[i].right], tt.piece_len[mg[i].right], b, &lb);
+        ms[i] = br_malloc(la + lb + 2);
+        memcpy(ms[i], a, la);
+        ms[i][la] = ' ';
+        memcpy(ms[i] + la + 1, b, lb);
+        ml[i] = (uint32_t)(la + lb + 1);
+    }
+    br_gguf_add_arr_str(w, "tokenizer.ggml.merges", ms, ml, n_mg);
+    br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", 128000);
+    br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", 128001);
+    const char *gpath = tmp_path("vocab-llama3.gguf");
+    f = fopen(gpath, "wb");
+    CHECK(br_gguf_write(w, f) == 0);
+    fclose(f);
+    br_gguf_writer_free(w);
+    br_tokenizer gt;
+    CHECK(br_tokenizer_load_any(&gt, gpath, &e) == 0);
+    CHECK(run_bpe_vectors(&gt) == 46);
+    br_tokenizer_free(&gt);
+    for (int id = 0; id < tt.n_vocab; id++) free(strs[id]);
+    for (size_t i = 0; i < n_mg; i++) free(ms[i]);
+    free(strs);
+    free(lens);
+    free(types);
+    free(ms);
+    free(ml);
+    free(mg);
+    br_tokenizer_free(&tt);
+}
+
+void test_spm_from_gguf_vectors(void) {
+    br_tokenizer tok;
+    br_error e;
+    CHECK(br_tokenizer_load_any(&tok, asset("tokenizers/ggml-vocab-llama-spm.gguf"), &e) == 0);
+    CHECK(tok.kind == BR_TOK_SPM && tok.n_vocab == 32000);
+    char *inp, *outs;
+    size_t a, b;
+    CHECK(br_read_file(asset("tokenizers/ggml-vocab-llama-spm.gguf.inp"), 1 << 20, &inp, &a, &e) == 0);
+    CHECK(br_read_file(asset("tokenizers/ggml-vocab-llama-spm.gguf.out"), 1 << 20, &outs, &b, &e) == 0);
+    int pass = 0, total = 0;
+    char *ip = inp, *op = outs;
+    for (;;) {
+        char *sep = strstr(ip, SEP), *nl = strchr(op, '\n');
+        if (!sep || !nl) break;
+        *sep = 0;
+        *nl = 0;
+        int want[512], nw = 0;
+        for (char *q = op;;) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q) break;
+            want[nw++] = (int)v;
+            q = end;
+        }
+        int *ids, n;
+        br_tokenizer_encode(&tok, ip, strlen(ip), 0, &ids, &n);
+        pass += n == nw && memcmp(ids, want, sizeof(int) * (size_t)n) == 0;
+        total++;
+        free(ids);
+        ip = sep + strlen(SEP);
+        op = nl + 1;
+    }
+    CHECK(total == 46 && pass == 46);
+    free(inp);
+    free(outs);
+    br_tokenizer_free(&tok);
+}
+
+void test_chat_formats(void) {
+    int bos;
+    char *s = br_chat_format(br_chat_style_of("{% ... <|start_header_id|> ... %}"), "Hi", &bos);
+    CHECK(strcmp(s, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n") == 0 && bos);
+    free(s);
+    s = br_chat_format(br_chat_style_of("{{ '<|user|>\\n' }} ... <|assistant|>"), "Hi", &bos);
+    CHECK(strcmp(s, "<|user|>\nHi\n<|assistant|>\n") == 0 && !bos);
+    free(s);
+    s = br_chat_format(br_chat_style_of(NULL), "Hi", &bos);
+    CHECK(strcmp(s, "<|begin_of_text|>User: Hi<|eot_id|>Assistant: ") == 0 && bos);
+    free(s);
+}
+
+static void write_bytes(const char *path, const void *d, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(d, 1, n, f);
+        fclose(f);
+    }
+}
+
+void test_gguf_hostile(void) {
+    void *buf;
+    long n = read_all(asset("models/stories3m-tq2_0.gguf"), &buf);
+    CHECK(n > 10000);
+    uint8_t *b = buf;
+    const char *path = tmp_path("bad.gguf");
+    br_model m;
+    br_error e;
+    struct {
+        const char *what, *expect;
+        size_t cut;
+        int patch_off;
+        uint8_t patch;
+    } cases[] = {
+        {"truncated in metadata", "truncated", 300, -1, 0},
+        {"truncated in data", "outside the file", (size_t)n - 5000, -1, 0},
+        {"bad magic", "bad magic", 0, 0, 'X'},
+        {"bad version", "version", 0, 4, 9},
+        {"huge tensor count", "implausible", 0, 12, 0xFF},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *c = malloc((size_t)n);
+        memcpy(c, b, (size_t)n);
+        if (cases[i].patch_off >= 0) c[cases[i].patch_off] = cases[i].patch;
+        write_bytes(path, c, cases[i].cut ? cases[i].cut : (size_t)n);
+        free(c);
+        int rc = br_model_load(&m, path, &e);
+        CHECKF(rc == -1 && strstr(e.msg, cases[i].expect) && strstr(e.msg, "bad.gguf"), "%s: %s", cases[i].what, rc ? e.msg : "loaded");
+        if (rc == 0) br_model_free(&m);
+    }
+    /* a tensor type id the forks disagree on */
+    br_gguf_writer *w = br_gguf_writer_new();
+    br_gguf_add_str(w, "general.architecture", "bitnet");
+    int64_t ne[2] = {128, 4};
+    uint8_t zeros[1024] = {0};
+    br_gguf_add_tensor(w, "blk.0.attn_q.weight", 39, ne, 2, zeros, 136);
+    FILE *f = fopen(path, "wb");
+    br_gguf_write(w, f);
+    fclose(f);
+    br_gguf_writer_free(w);
+    br_gguf g;
+    CHECK(br_gguf_open(&g, path, &e) == -1 && strstr(e.msg, "forks disagree"));
+    /* a weight that is not ternary: convert stories3m to F32 GGUF, then change one value */
+    br_model src;
+    CHECK(br_model_load(&src, asset("models/stories3m"), &e) == 0);
+    f = fopen(path, "wb");
+    CHECK(br_convert_write_gguf(&src, BR_OUT_F32, f, NULL, &e) == 0);
+    fclose(f);
+    br_model_free(&src);
+    CHECK(br_gguf_open(&g, path, &e) == 0);
+    const br_tensor *t = br_tensors_find(&g.ts, "blk.3.ffn_up.weight");
+    long off = t ? (long)(t->data - g.ts.files[0].data) : -1;
+    br_gguf_close(&g);
+    CHECK(off > 0);
+    f = fopen(path, "r+b");
+    fseek(f, off + 4 * 1000, SEEK_SET);
+    float odd = 0.37f;
+    fwrite(&odd, 4, 1, f);
+    fclose(f);
+    CHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
+    free(buf);
+    /* the CLI says it in one line */
+    char cmd[1024], err[4096];
+    write_bytes(path, "GGUF\x03\x00\x00\x00", 8);
+    snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens 1 -o %s", bitrom_bin(), path, tmp_path("g.f32"));
+    CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 1 && strstr(err, "bad.gguf") && strchr(err, '\n') == err + strlen(err) - 1);
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s -p hi", bitrom_bin(), path);
+    CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 1 && strstr(err, "bad.gguf"));
+}
