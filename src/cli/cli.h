@@ -8,7 +8,7 @@
 #include "model/model.h"
 
 typedef struct cli_opts {
-    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *calib, *tech;
+    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *calib, *tech, *head;
     const char *lora[8], *lora_scale_str;
     int n_lora;
     int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat, top_k;
@@ -48,6 +48,9 @@ int cmd_rom(const cli_opts *o);
 int cmd_chip(const cli_opts *o);
 int cmd_serve(const cli_opts *o);
 int cmd_convert(const cli_opts *o);
+int cmd_gen(const cli_opts *o);
+int cmd_bench(const cli_opts *o);
+int cmd_compare(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
 
 #endif

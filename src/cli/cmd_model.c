@@ -289,3 +289,43 @@ int cmd_convert(const cli_opts *o) {
     br_model_free(&m);
     return rc;
 }
+
+#include "model/gen.h"
+
+int cmd_gen(const cli_opts *o) {
+    if (!o->preset || !o->out) {
+        cli_error("gen needs --preset NAME and -o DIR (Hugging Face layout) or -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32]");
+        return 2;
+    }
+    br_model m;
+    br_error err;
+    if (br_gen_model(&m, o->preset, o->seed_set ? o->seed : 1, &err)) {
+        cli_error(err.msg);
+        return 2;
+    }
+    size_t n = strlen(o->out);
+    int rc = 0;
+    if (n > 5 && strcmp(o->out + n - 5, ".gguf") == 0) {
+        br_out_type type;
+        if (br_out_type_from_name(o->type ? o->type : "tq2_0", &type)) {
+            cli_error("--type must be tq2_0, tq1_0, i2_s or f32");
+            rc = 2;
+        } else {
+            br_atomic_file af;
+            if (br_atomic_open(&af, o->out, &err) || br_convert_write_gguf(&m, type, af.fp, stderr, &err)) {
+                if (af.fp) br_atomic_abort(&af);
+                cli_error(err.msg);
+                rc = 1;
+            } else if (br_atomic_commit(&af, &err)) {
+                cli_error(err.msg);
+                rc = 1;
+            }
+        }
+    } else if (br_gen_write_hf(&m, o->out, &err)) {
+        cli_error(err.msg);
+        rc = 1;
+    }
+    if (rc == 0) fprintf(stderr, "bitrom gen: wrote %s (%s, %lld random ternary weights)\n", o->out, o->preset, (long long)br_model_ternary_params(&m));
+    br_model_free(&m);
+    return rc;
+}

@@ -65,6 +65,13 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
         cli_engine_close(e);
         return -1;
     }
+    br_head_kind head;
+    if (br_head_kind_from_name(o->head, &head)) {
+        cli_error("--head must be f32, q8 or q4");
+        cli_engine_close(e);
+        return -1;
+    }
+    if (head != BR_HEAD_F32) br_session_set_head(&e->session, head);
     if (o->n_lora > 0) {
         br_adapter_set *set = br_malloc(sizeof *set);
         br_adapter_set_init(set);

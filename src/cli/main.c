@@ -38,6 +38,15 @@ static const command commands[] = {
      "  Falcon3-format models become `llama` with the scale in the blocks and q/k permuted as llama.cpp expects.\n"
      "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
      "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr)."},
+    {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint",
+     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S]\n"
+     "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
+     "  A directory gets the Hugging Face layout (config.json + model.safetensors); a .gguf name gets GGUF."},
+    {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth",
+     "bitrom bench -m MODEL [-p 128] [-n 64] [-t THREADS] [--head f32|q8|q4] [--kernel auto|avx2|scalar] [--chunks REPS] [--json]\n"
+     "  Like llama-bench: pp = prompt processing of -p tokens, tg = decoding -n tokens one by one (median of REPS, default 3)."},
+    {"compare", cmd_compare, "compare two logits files (KL divergence, argmax agreement)",
+     "bitrom compare -m MODEL -f REFERENCE.f32 -o OTHER.f32"},
     {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them",
      "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip]\n"
      "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"

@@ -35,6 +35,9 @@ struct br_backend {
     /* acc[t*rows + r] = sum_c W[r][c] * x[t*cols + c] for t < n_tokens; the tokens sit at
      * sequence positions pos0 .. pos0+n_tokens-1 (backends that count events use it). */
     void (*matmul)(br_backend *be, const br_ternary_matrix *m, const int8_t *x, int n_tokens, int pos0, int32_t *acc);
+    /* Optional: several matrices that read the same input (q, k, v; gate, up) in one go, so a
+     * threaded backend synchronizes once. NULL means: call matmul for each. */
+    void (*matmul_group)(br_backend *be, const br_ternary_matrix *const *ms, int n, const int8_t *x, int n_tokens, int pos0, int32_t *const *accs);
     void (*unprepare)(br_backend *be, br_ternary_matrix *m);
     void (*destroy)(br_backend *be);
 };

@@ -10,5 +10,7 @@ typedef enum { BR_KERNEL_AUTO, BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_REFER
 
 br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind);
 const char *br_cpu_kernel_name(const br_backend *be);
+/* Bytes of packed ternary weights streamed per token. */
+size_t br_cpu_backend_weight_bytes(const br_backend *be);
 
 #endif

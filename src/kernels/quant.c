@@ -7,7 +7,7 @@ float br_quantize_absmax(const float *x, int n, int bits, int8_t *q) {
     float amax = 0.0f;
     for (int i = 0; i < n; i++) {
         float a = fabsf(x[i]);
-        if (a > amax) amax = a;
+        amax = a > amax ? a : amax; /* not fmaxf: its NaN rules keep it out of line */
     }
     if (amax < 1e-5f) amax = 1e-5f;
     const float s = qmax / amax;

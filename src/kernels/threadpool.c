@@ -1,10 +1,16 @@
 #include "kernels/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "util/error.h"
+
+/* Workers spin briefly for the next job (a decode step issues hundreds of short jobs), then sleep
+ * on a condition variable, so a busy neighbour process cannot starve a spinning barrier. */
+#define SPIN_ITERATIONS 20000
 
 struct br_pool {
     int n;
@@ -13,9 +19,10 @@ struct br_pool {
     pthread_cond_t work_cv, done_cv;
     br_pool_fn fn;
     void *ctx;
-    unsigned long generation;
-    int pending;
-    int quit;
+    atomic_ulong generation;
+    atomic_int pending;
+    atomic_int sleepers;
+    atomic_int quit;
 };
 
 typedef struct worker_arg {
@@ -23,27 +30,39 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *worker_main(void *p) {
     worker_arg *wa = p;
     br_pool *pool = wa->pool;
     int ith = wa->ith;
     free(wa);
-    unsigned long seen = 0;
+    unsigned long seen = 0; /* the generation at creation: a job posted before this thread runs is still seen */
     for (;;) {
-        pthread_mutex_lock(&pool->mu);
-        while (!pool->quit && pool->generation == seen) pthread_cond_wait(&pool->work_cv, &pool->mu);
-        if (pool->quit) {
-            pthread_mutex_unlock(&pool->mu);
-            return NULL;
+        int spins = 0;
+        while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen && !atomic_load(&pool->quit) && spins < SPIN_ITERATIONS) {
+            cpu_relax();
+            spins++;
         }
-        seen = pool->generation;
-        br_pool_fn fn = pool->fn;
-        void *ctx = pool->ctx;
-        pthread_mutex_unlock(&pool->mu);
-        fn(ctx, ith, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done_cv);
-        pthread_mutex_unlock(&pool->mu);
+        if (atomic_load(&pool->generation) == seen && !atomic_load(&pool->quit)) {
+            pthread_mutex_lock(&pool->mu);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->quit)) pthread_cond_wait(&pool->work_cv, &pool->mu);
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (atomic_load(&pool->quit)) return NULL;
+        seen = atomic_load(&pool->generation);
+        pool->fn(pool->ctx, ith, pool->n);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_signal(&pool->done_cv);
+            pthread_mutex_unlock(&pool->mu);
+        }
     }
 }
 
@@ -54,6 +73,10 @@ br_pool *br_pool_create(int n_threads) {
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->sleepers, 0);
+    atomic_init(&pool->quit, 0);
     pool->threads = br_calloc((size_t)n_threads, sizeof(pthread_t));
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = br_malloc(sizeof *wa);
@@ -71,7 +94,7 @@ br_pool *br_pool_create(int n_threads) {
 void br_pool_destroy(br_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->mu);
-    pool->quit = 1;
+    atomic_store(&pool->quit, 1);
     pthread_cond_broadcast(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
     for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
@@ -89,17 +112,22 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&pool->mu);
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->pending = pool->n - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->work_cv);
-    pthread_mutex_unlock(&pool->mu);
+    atomic_store(&pool->pending, pool->n - 1);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->work_cv);
+        pthread_mutex_unlock(&pool->mu);
+    }
     fn(ctx, 0, pool->n);
-    pthread_mutex_lock(&pool->mu);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
-    pthread_mutex_unlock(&pool->mu);
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0 && spins < SPIN_ITERATIONS; spins++) cpu_relax();
+    if (atomic_load(&pool->pending) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
+    }
 }
 
 void br_split_range(long n, int ith, int nth, long *begin, long *end) {

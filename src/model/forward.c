@@ -35,10 +35,11 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     s->scores = br_malloc((size_t)br_pool_size(pool) * s->max_seq * sizeof(float));
     s->xq = br_malloc(B * widest);
     s->xs = br_malloc(B * sizeof(float));
-    s->acc = br_malloc(B * widest * sizeof(int32_t));
+    s->acc = br_malloc(B * (q_dim + 2 * kv_dim + 2 * (size_t)c->ffn_dim + widest) * sizeof(int32_t)); /* a group's outputs */
     s->rope_inv_freq = br_malloc((size_t)c->head_dim / 2 * sizeof(float));
     for (int i = 0; i < c->head_dim / 2; i++) /* as transformers: 1 / theta^(2i/d) in float32 */
         s->rope_inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, BR_HEAD_F32);
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < BR_PROJ_COUNT; k++)
             if (be->prepare && be->prepare(be, &m->layers[l].proj[k].m, err)) {
@@ -56,7 +57,13 @@ void br_session_free(br_session *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->xq);
     free(s->acc);
+    br_head_free(&s->head);
     memset(s, 0, sizeof *s);
+}
+
+void br_session_set_head(br_session *s, br_head_kind kind) {
+    br_head_free(&s->head);
+    br_head_init(&s->head, s->model->lm_head, s->model->cfg.vocab_size, s->model->cfg.dim, kind);
 }
 
 void br_session_reset(br_session *s) { s->pos = 0; }
@@ -73,14 +80,13 @@ static void quantize_rows(br_session *s, const float *x, int T, int n) {
     for (int t = 0; t < T; t++) s->xs[t] = br_quantize_absmax(x + (size_t)t * n, n, s->backend->act_bits, s->xq + (size_t)t * n);
 }
 
-/* y = BitLinear(x) for T tokens whose codes are already in s->xq / s->xs. */
-static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) {
+/* Dequantizes the integer products of one BitLinear and applies the hook (LoRA). */
+static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_t *acc, const float *x, int T, float *y) {
     const br_ternary_matrix *m = &bl->m;
-    s->backend->matmul(s->backend, m, s->xq, T, s->pos, s->acc);
     const int divide = s->model->cfg.scale_conv == BR_SCALE_DIVIDE;
     for (int t = 0; t < T; t++) {
         const float xs = s->xs[t];
-        const int32_t *a = s->acc + (size_t)t * m->rows;
+        const int32_t *a = acc + (size_t)t * m->rows;
         float *yt = y + (size_t)t * m->rows;
         if (divide) {
             const float d = xs * bl->weight_scale;
@@ -91,6 +97,24 @@ static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int
     }
     if (s->hook) s->hook(s->hook_ctx, m, x, T, s->pos, y);
 }
+
+/* y_k = BitLinear_k(x) for up to 3 matrices sharing the input whose codes are in s->xq / s->xs. */
+static void bitlinear_group(br_session *s, const br_bitlinear *const *bls, int n, const float *x, int T, float *const *ys) {
+    const br_ternary_matrix *ms[3];
+    int32_t *accs[3];
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        ms[k] = &bls[k]->m;
+        accs[k] = s->acc + off;
+        off += (size_t)T * ms[k]->rows;
+    }
+    if (s->backend->matmul_group) s->backend->matmul_group(s->backend, ms, n, s->xq, T, s->pos, accs);
+    else
+        for (int k = 0; k < n; k++) s->backend->matmul(s->backend, ms[k], s->xq, T, s->pos, accs[k]);
+    for (int k = 0; k < n; k++) bitlinear_finish(s, bls[k], accs[k], x, T, ys[k]);
+}
+
+static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) { bitlinear_group(s, &bl, 1, x, T, &y); }
 
 static void rope(const br_session *s, float *v, int n_heads, int pos) {
     const int hd = s->model->cfg.head_dim, half = hd / 2;
@@ -104,6 +128,56 @@ static void rope(const br_session *s, float *v, int n_heads, int pos) {
             p[i + half] = b * c + a * sn;
         }
     }
+}
+
+/* q . k over head_dim, and out += w v: 8 float partial sums with FMA where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n) {
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    float r = _mm_cvtss_f32(t);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float w, const float *x, int n) {
+    const __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += w * x[i];
+}
+static int use_avx2_fma(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#define HAVE_ATTN_AVX2 1
+#endif
+
+static float dot_f32(const float *a, const float *b, int n) {
+#ifdef HAVE_ATTN_AVX2
+    if (use_avx2_fma()) return dot_avx2(a, b, n);
+#endif
+    float d = 0;
+    for (int i = 0; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+static void axpy_f32(float *y, float w, const float *x, int n) {
+#ifdef HAVE_ATTN_AVX2
+    if (use_avx2_fma()) {
+        axpy_avx2(y, w, x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) y[i] += w * x[i];
 }
 
 typedef struct attn_job {
@@ -127,10 +201,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
         const float *q = s->q + (size_t)t * q_dim + h * hd;
         float mx = -INFINITY;
         for (int i = 0; i <= p; i++) {
-            const float *k = kc + (size_t)i * kv_dim + kvh * hd;
-            float d = 0;
-            for (int e2 = 0; e2 < hd; e2++) d += q[e2] * k[e2];
-            sc[i] = d * inv_sqrt;
+            sc[i] = dot_f32(q, kc + (size_t)i * kv_dim + kvh * hd, hd) * inv_sqrt;
             if (sc[i] > mx) mx = sc[i];
         }
         float sum = 0;
@@ -141,30 +212,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
         float *out = s->attn + (size_t)t * q_dim + h * hd;
         memset(out, 0, sizeof(float) * hd);
         for (int i = 0; i <= p; i++) {
-            const float w = sc[i] / sum;
-            const float *v = vc + (size_t)i * kv_dim + kvh * hd;
-            for (int e2 = 0; e2 < hd; e2++) out[e2] += w * v[e2];
-        }
-    }
-}
-
-typedef struct lm_head_job {
-    const float *w, *x;
-    float *out;
-    int rows, dim, T, stride;
-} lm_head_job;
-
-static void lm_head_worker(void *ctx, int ith, int nth) {
-    const lm_head_job *j = ctx;
-    long b, e;
-    br_split_range(j->rows, ith, nth, &b, &e);
-    for (int t = 0; t < j->T; t++) {
-        const float *x = j->x + (size_t)t * j->dim;
-        for (long r = b; r < e; r++) {
-            const float *w = j->w + (size_t)r * j->dim;
-            float d = 0;
-            for (int i = 0; i < j->dim; i++) d += w[i] * x[i];
-            j->out[(size_t)t * j->stride + r] = d;
+            axpy_f32(out, sc[i] / sum, vc + (size_t)i * kv_dim + kvh * hd, hd);
         }
     }
 }
@@ -185,9 +233,11 @@ static void layer_forward(br_session *s, int l, int T) {
     /* attention: norm -> quantize once -> q, k, v */
     for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
     quantize_rows(s, s->xb, T, dim);
-    bitlinear(s, &L->proj[BR_PROJ_Q], s->xb, T, s->q);
-    bitlinear(s, &L->proj[BR_PROJ_K], s->xb, T, s->k);
-    bitlinear(s, &L->proj[BR_PROJ_V], s->xb, T, s->v);
+    {
+        const br_bitlinear *qkv[3] = {&L->proj[BR_PROJ_Q], &L->proj[BR_PROJ_K], &L->proj[BR_PROJ_V]};
+        float *out[3] = {s->q, s->k, s->v};
+        bitlinear_group(s, qkv, 3, s->xb, T, out);
+    }
     for (int t = 0; t < T; t++) {
         const int p = s->pos + t;
         rope(s, s->q + (size_t)t * q_dim, c->n_heads, p);
@@ -210,8 +260,11 @@ static void layer_forward(br_session *s, int l, int T) {
     /* feed-forward: norm -> quantize once -> gate, up -> act -> (sub-norm) -> down */
     for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
     quantize_rows(s, s->xb, T, dim);
-    bitlinear(s, &L->proj[BR_PROJ_GATE], s->xb, T, s->hb);
-    bitlinear(s, &L->proj[BR_PROJ_UP], s->xb, T, s->hb2);
+    {
+        const br_bitlinear *gu[2] = {&L->proj[BR_PROJ_GATE], &L->proj[BR_PROJ_UP]};
+        float *out[2] = {s->hb, s->hb2};
+        bitlinear_group(s, gu, 2, s->xb, T, out);
+    }
     activate(c, s->hb, s->hb2, (size_t)T * ffn);
     float *d_in = s->hb;
     if (L->ffn_sub_norm) {
@@ -234,9 +287,7 @@ static int forward_batch(br_session *s, const int *tokens, int T, float *logits,
     if (logits && (all_logits || is_last)) {
         int first = all_logits ? 0 : T - 1, n = T - first;
         for (int t = first; t < T; t++) rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
-        lm_head_job lj = {s->model->lm_head, s->xb, logits, c->vocab_size, c->dim, n, c->vocab_size};
-        if ((long)n * c->vocab_size * c->dim < (1L << 17)) lm_head_worker(&lj, 0, 1);
-        else br_pool_run(s->pool, lm_head_worker, &lj);
+        br_head_matmul(&s->head, s->xb, n, logits, c->vocab_size, s->pool);
     }
     s->pos += T;
     return 0;

@@ -4,6 +4,7 @@
 #define BR_FORWARD_H
 
 #include "kernels/backend.h"
+#include "kernels/head.h"
 #include "kernels/threadpool.h"
 #include "model/model.h"
 
@@ -26,12 +27,15 @@ typedef struct br_session {
     int32_t *acc;
     br_linear_hook hook;
     void *hook_ctx;
+    br_head head; /* the lm_head as computed (f32 by default) */
 } br_session;
 
 /* Prepares every BitLinear with the backend (which may take time: packing, ROM compilation). */
 int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err);
 void br_session_free(br_session *s);
 void br_session_reset(br_session *s);
+/* Chooses the lm_head format (f32 exact; q8 or q4 compact). */
+void br_session_set_head(br_session *s, br_head_kind kind);
 
 /* Runs n tokens from the current position. logits: [n][vocab] when all_logits, else [vocab] for the
  * last token only (may be NULL to skip the lm_head). */

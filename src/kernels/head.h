@@ -1,0 +1,31 @@
+/* The lm_head (logits = W h): for a 128k vocabulary the largest tensor of the model. Kept as f32
+ * (exact, the reference) or in compact blocks of 32 values with one float scale: q8 (8.5 bits per
+ * weight) or q4 (4.5 bits), multiplied with the hidden state quantized the same way (int8 per 32). */
+#ifndef BR_HEAD_H
+#define BR_HEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/threadpool.h"
+
+typedef enum { BR_HEAD_F32, BR_HEAD_Q8, BR_HEAD_Q4 } br_head_kind;
+
+typedef struct br_head {
+    br_head_kind kind;
+    int rows, cols, blocks; /* blocks of 32 per row (cols padded) */
+    const float *f32;       /* borrowed, for BR_HEAD_F32 */
+    int8_t *q8;             /* [rows][blocks*32] */
+    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value - 8 */
+    float *scales;          /* [rows][blocks] */
+} br_head;
+
+int br_head_kind_from_name(const char *s, br_head_kind *out);
+const char *br_head_kind_name(br_head_kind k);
+void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind);
+void br_head_free(br_head *h);
+size_t br_head_bytes(const br_head *h);
+/* out[t*stride + r] = sum_c W[r][c] x[t*cols + c] */
+void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, int stride, br_pool *pool);
+
+#endif
