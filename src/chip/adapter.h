@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "chip/hwconfig.h"
-#include "chip/shape.h"
+#include "model/shape.h"
 #include "chip/tech.h"
 
 typedef struct br_adapter_cost {

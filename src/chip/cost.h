@@ -12,7 +12,7 @@
 #include "chip/dram.h"
 #include "chip/edram.h"
 #include "chip/hwconfig.h"
-#include "chip/shape.h"
+#include "model/shape.h"
 #include "chip/tech.h"
 
 typedef struct br_weight_stats {

@@ -125,7 +125,7 @@ int cmd_rom(const cli_opts *o) {
 #include <unistd.h>
 
 #include "chip/cost.h"
-#include "chip/shape.h"
+#include "model/shape.h"
 #include "chip/tech.h"
 #include "report/report.h"
 

@@ -8,6 +8,57 @@
 
 #define MAX_BATCH 64
 
+/* q . k over head_dim, and out += w v: 8 float partial sums with FMA where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n) {
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    float r = _mm_cvtss_f32(t);
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float w, const float *x, int n) {
+    const __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += w * x[i];
+}
+static int use_avx2_fma(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#define HAVE_ATTN_AVX2 1
+#endif
+
+static float dot_f32(const float *a, const float *b, int n) {
+#ifdef HAVE_ATTN_AVX2
+    if (use_avx2_fma()) return dot_avx2(a, b, n);
+#endif
+    float d = 0;
+    for (int i = 0; i < n; i++) d += a[i] * b[i];
+    return d;
+}
+
+static void axpy_f32(float *y, float w, const float *x, int n) {
+#ifdef HAVE_ATTN_AVX2
+    if (use_avx2_fma()) {
+        axpy_avx2(y, w, x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) y[i] += w * x[i];
+}
+
+
 int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err) {
     memset(s, 0, sizeof *s);
     const br_config *c = &m->cfg;
@@ -80,6 +131,24 @@ static void quantize_rows(br_session *s, const float *x, int T, int n) {
     for (int t = 0; t < T; t++) s->xs[t] = br_quantize_absmax(x + (size_t)t * n, n, s->backend->act_bits, s->xq + (size_t)t * n);
 }
 
+/* y = acc / xs * ws (multiply) or acc / (xs * ws) (divide), in float as the reference; the AVX2
+ * version performs the same IEEE operations per element, so results are identical. */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void dequant_avx2(const int32_t *a, int n, float xs, float ws, int divide, float *y) {
+    int r = 0;
+    if (divide) {
+        const __m256 d = _mm256_set1_ps(xs * ws);
+        for (; r + 8 <= n; r += 8) _mm256_storeu_ps(y + r, _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a + r))), d));
+        for (; r < n; r++) y[r] = (float)a[r] / (xs * ws);
+    } else {
+        const __m256 sv = _mm256_set1_ps(xs), wv = _mm256_set1_ps(ws);
+        for (; r + 8 <= n; r += 8)
+            _mm256_storeu_ps(y + r, _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a + r))), sv), wv));
+        for (; r < n; r++) y[r] = (float)a[r] / xs * ws;
+    }
+}
+#endif
+
 /* Dequantizes the integer products of one BitLinear and applies the hook (LoRA). */
 static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_t *acc, const float *x, int T, float *y) {
     const br_ternary_matrix *m = &bl->m;
@@ -88,6 +157,12 @@ static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_
         const float xs = s->xs[t];
         const int32_t *a = acc + (size_t)t * m->rows;
         float *yt = y + (size_t)t * m->rows;
+#ifdef HAVE_ATTN_AVX2
+        if (use_avx2_fma()) {
+            dequant_avx2(a, m->rows, xs, bl->weight_scale, divide, yt);
+            continue;
+        }
+#endif
         if (divide) {
             const float d = xs * bl->weight_scale;
             for (int r = 0; r < m->rows; r++) yt[r] = (float)a[r] / d;
@@ -128,56 +203,6 @@ static void rope(const br_session *s, float *v, int n_heads, int pos) {
             p[i + half] = b * c + a * sn;
         }
     }
-}
-
-/* q . k over head_dim, and out += w v: 8 float partial sums with FMA where the CPU has them. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n) {
-    __m256 s = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s);
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    float r = _mm_cvtss_f32(t);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float w, const float *x, int n) {
-    const __m256 wv = _mm256_set1_ps(w);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += w * x[i];
-}
-static int use_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-#define HAVE_ATTN_AVX2 1
-#endif
-
-static float dot_f32(const float *a, const float *b, int n) {
-#ifdef HAVE_ATTN_AVX2
-    if (use_avx2_fma()) return dot_avx2(a, b, n);
-#endif
-    float d = 0;
-    for (int i = 0; i < n; i++) d += a[i] * b[i];
-    return d;
-}
-
-static void axpy_f32(float *y, float w, const float *x, int n) {
-#ifdef HAVE_ATTN_AVX2
-    if (use_avx2_fma()) {
-        axpy_avx2(y, w, x, n);
-        return;
-    }
-#endif
-    for (int i = 0; i < n; i++) y[i] += w * x[i];
 }
 
 typedef struct attn_job {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "chip/shape.h"
+#include "model/shape.h"
 #include "model/tensor.h"
 #include "util/fileio.h"
 

@@ -7,7 +7,7 @@
 
 #include "model/model.h"
 
-/* Presets as in BITROM.md 2.1 (names of chip/shape.c); family and activation follow the checkpoint. */
+/* Presets as in BITROM.md 2.1 (names of model/shape.c); family and activation follow the checkpoint. */
 int br_gen_model(br_model *m, const char *preset, unsigned long long seed, br_error *err);
 /* Writes a Hugging Face directory (config.json + model.safetensors, packed U8 ternary, BF16). */
 int br_gen_write_hf(const br_model *m, const char *dir, br_error *err);

@@ -1,4 +1,4 @@
-#include "chip/shape.h"
+#include "model/shape.h"
 
 #include <string.h>
 
