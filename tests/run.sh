@@ -27,7 +27,8 @@ tally build/tests.log
 
 echo "== tests (ASan + UBSan build)"
 if make -s -j"$JOBS" BUILD=build-asan CFLAGS="$SAN" LDFLAGS="-fsanitize=address,undefined" build-asan/bitrom build-asan/bitrom-tests; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    # BITROM_SANITIZED: the long perplexity table runs only in the optimized pass
+    BITROM_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         BITROM=build-asan/bitrom build-asan/bitrom-tests 2>&1 | tee build/tests-asan.log
     tally build/tests-asan.log
 else

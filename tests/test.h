@@ -37,6 +37,10 @@ const char *tmp_path(const char *name);
 int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
 /* Reads a whole binary file; returns bytes read or -1. */
 long read_all(const char *path, void **buf);
+/* Runs llama.cpp's tokenizer test vectors (.inp strings separated by __ggml_vocab_test__, .out ids
+ * without BOS) through a tokenizer; returns the number of vectors, *pass those that matched. */
+struct br_tokenizer;
+int run_vocab_vectors(const struct br_tokenizer *tok, const char *inp_rel, const char *out_rel, int *pass);
 /* Parses a JSON array of ints from a file's key (the meta.json files); returns count. */
 int json_int_array(const char *path, const char *key1, const char *key2, int *out, int cap);
 

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "kernels/cpu_features.h"
+
 void br_chip_events_add(br_chip_events *dst, const br_chip_events *src) {
 #define X(name, doc) dst->name += src->name;
     BR_CHIP_EVENTS(X)
@@ -100,20 +102,12 @@ __attribute__((target("avx2"))) static int32_t trimla_row_avx2(const br_trimla_p
     return _mm_cvtsi128_si32(t);
 }
 
-static int cpu_has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return cached;
-}
 #endif
 
 int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, int16_t *scratch, br_chip_events *ev) {
     (void)scratch;
 #ifdef HAVE_AVX2_TRIMLA
-    if (p->lanes % 16 == 0 && !p->force_scalar && cpu_has_avx2()) return trimla_row_avx2(p, w, x, ev);
+    if (p->lanes % 16 == 0 && !p->force_scalar && br_cpu_has_avx2()) return trimla_row_avx2(p, w, x, ev);
 #endif
     return trimla_row_scalar(p, w, x, ev);
 }

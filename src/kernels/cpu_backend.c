@@ -3,6 +3,7 @@
  * j+96 in bits 0-1, 2-3, 4-5, 6-7. Then sum_c w*x = sum_c u*x - sum_c x, and u*x maps onto
  * vpmaddubsw (unsigned u times signed x). Activations are padded with zeros to the same length. */
 #include "kernels/cpu_backend.h"
+#include "kernels/cpu_features.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -329,13 +330,7 @@ static void cpu_destroy(br_backend *be) {
     free(cb);
 }
 
-static br_kernel_kind detect_kernel(void) {
-#ifdef BR_HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) return BR_KERNEL_AVX2;
-#endif
-    return BR_KERNEL_SCALAR;
-}
+static br_kernel_kind detect_kernel(void) { return br_cpu_has_avx2() ? BR_KERNEL_AVX2 : BR_KERNEL_SCALAR; }
 
 br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind) {
     cpu_backend *cb = br_calloc(1, sizeof *cb);

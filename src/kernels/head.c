@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu_features.h"
 #include "util/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -124,14 +125,6 @@ __attribute__((target("avx2,fma"))) static float dot_q_avx2(const br_head *h, in
     return _mm_cvtss_f32(t);
 }
 
-static int have_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
 #endif
 
 typedef struct head_job {
@@ -163,7 +156,7 @@ static void head_worker(void *ctx, int ith, int nth) {
         const int8_t *xq = j->xq + (size_t)t * h->blocks * 32;
         const float *xd = j->xd + (size_t)t * h->blocks;
 #ifdef HEAD_X86
-        if (have_avx2_fma()) {
+        if (br_cpu_has_avx2_fma()) {
             for (long r = b; r < e; r++) out[r] = dot_q_avx2(h, (int)r, xq, xd);
             continue;
         }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kernels/cpu_features.h"
 #include "util/error.h"
 
 #if defined(__x86_64__)
@@ -18,7 +19,8 @@ typedef struct bw_job {
 } bw_job;
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t read_range(const uint8_t *p, size_t n) {
+#define MEMBW_AVX2 1
+__attribute__((target("avx2"))) static uint64_t read_range_avx2(const uint8_t *p, size_t n) {
     __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
     for (size_t i = 0; i + 128 <= n; i += 128) {
         a = _mm256_xor_si256(a, _mm256_load_si256((const __m256i *)(p + i)));
@@ -29,8 +31,12 @@ __attribute__((target("avx2"))) static uint64_t read_range(const uint8_t *p, siz
     a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
     return (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
 }
-#else
+#endif
+
 static uint64_t read_range(const uint8_t *p, size_t n) {
+#ifdef MEMBW_AVX2
+    if (br_cpu_has_avx2()) return read_range_avx2(p, n);
+#endif
     uint64_t s = 0;
     for (size_t i = 0; i + 8 <= n; i += 8) {
         uint64_t v;
@@ -39,7 +45,6 @@ static uint64_t read_range(const uint8_t *p, size_t n) {
     }
     return s;
 }
-#endif
 
 static void bw_worker(void *ctx, int ith, int nth) {
     bw_job *j = ctx;

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "kernels/cpu_features.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 /* The same operations as the portable loop, 8 at a time: x*s in float, round half to even,
@@ -37,20 +39,12 @@ __attribute__((target("avx2"))) static float absmax_avx2(const float *x, int n) 
     return r;
 }
 
-static int have_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2");
-    }
-    return cached;
-}
 #define QUANT_AVX2 1
 #endif
 
 float br_quantize_absmax(const float *x, int n, int bits, int8_t *q) {
 #ifdef QUANT_AVX2
-    if (have_avx2()) {
+    if (br_cpu_has_avx2()) {
         const float qmax = (float)((1 << (bits - 1)) - 1), qmin = -qmax - 1.0f;
         float amax = absmax_avx2(x, n);
         if (amax < 1e-5f) amax = 1e-5f;

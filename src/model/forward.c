@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu_features.h"
 #include "kernels/quant.h"
 
 #define MAX_BATCH 64
@@ -28,20 +29,12 @@ __attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float w, con
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += w * x[i];
 }
-static int use_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
 #define HAVE_ATTN_AVX2 1
 #endif
 
 static float dot_f32(const float *a, const float *b, int n) {
 #ifdef HAVE_ATTN_AVX2
-    if (use_avx2_fma()) return dot_avx2(a, b, n);
+    if (br_cpu_has_avx2_fma()) return dot_avx2(a, b, n);
 #endif
     float d = 0;
     for (int i = 0; i < n; i++) d += a[i] * b[i];
@@ -50,7 +43,7 @@ static float dot_f32(const float *a, const float *b, int n) {
 
 static void axpy_f32(float *y, float w, const float *x, int n) {
 #ifdef HAVE_ATTN_AVX2
-    if (use_avx2_fma()) {
+    if (br_cpu_has_avx2_fma()) {
         axpy_avx2(y, w, x, n);
         return;
     }
@@ -158,7 +151,7 @@ static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_
         const int32_t *a = acc + (size_t)t * m->rows;
         float *yt = y + (size_t)t * m->rows;
 #ifdef HAVE_ATTN_AVX2
-        if (use_avx2_fma()) {
+        if (br_cpu_has_avx2_fma()) {
             dequant_avx2(a, m->rows, xs, bl->weight_scale, divide, yt);
             continue;
         }

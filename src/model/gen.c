@@ -102,9 +102,9 @@ int br_gen_model(br_model *m, const char *preset, unsigned long long seed, br_er
             bl->m.proj = (br_proj)p;
             size_t n = (size_t)outs[p] * ins[p];
             bl->m.w = br_malloc(n);
-            for (size_t i = 0; i < n; i += 16) {
+            for (size_t i = 0; i < n; i += 4) { /* 16 random bits per weight, mapped evenly onto -1, 0, +1 */
                 uint64_t r = next_rand(&s);
-                for (size_t k = 0; k < 16 && i + k < n; k++, r >>= 4) bl->m.w[i + k] = (int8_t)((r & 15) % 3) - 1;
+                for (size_t k = 0; k < 4 && i + k < n; k++, r >>= 16) bl->m.w[i + k] = (int8_t)(((r & 0xFFFF) * 3) >> 16) - 1;
             }
             /* bf16-exact scales: mean|W| for AutoBitLinear, 1/mean|W| for BitLinear */
             bl->weight_scale = br_bf16_to_f32(br_f32_to_bf16(bitnet ? 0.02f : 50.0f));

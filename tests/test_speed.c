@@ -1,0 +1,76 @@
+/* The benchmarking tools: gen writes loadable models, bench reports its JSON contract, the compact
+ * lm_head stays close to f32, and compare reports KL. */
+#include <math.h>
+
+#include "kernels/head.h"
+#include "model/model.h"
+#include "test.h"
+#include "util/json.h"
+
+void test_gen_bench_compare(void) {
+    char cmd[2048], out[8192], err[8192];
+    const char *dir = tmp_path("gen-stories"), *gg = tmp_path("gen.gguf");
+    snprintf(cmd, sizeof cmd, "%s gen --preset stories3m -o %s --seed 7 && %s gen --preset stories3m -o %s --type tq1_0 --seed 7", bitrom_bin(), dir, bitrom_bin(), gg);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    br_model a, b;
+    br_error e;
+    CHECK(br_model_load(&a, dir, &e) == 0);
+    CHECK(br_model_load(&b, gg, &e) == 0);
+    CHECK(a.cfg.n_layers == 8 && b.cfg.n_layers == 8 && br_model_ternary_params(&a) == 3145728);
+    int same = 1, zeros = 0;
+    for (int l = 0; l < 8; l++)
+        for (int p = 0; p < BR_PROJ_COUNT; p++) {
+            const br_ternary_matrix *x = &a.layers[l].proj[p].m, *y = &b.layers[l].proj[p].m;
+            same &= memcmp(x->w, y->w, (size_t)x->rows * x->cols) == 0;
+            for (int i = 0; i < x->rows * x->cols; i++) zeros += x->w[i] == 0;
+        }
+    CHECK(same);
+    CHECK(fabs(zeros / 3145728.0 - 1.0 / 3) < 0.01);
+    br_model_free(&a);
+    br_model_free(&b);
+    snprintf(cmd, sizeof cmd, "%s bench -m %s -p 16 -n 4 --chunks 1 -t 1 --json", bitrom_bin(), dir);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    br_json j;
+    CHECK(br_json_parse(out, strlen(out), &j, &e) == 0);
+    double v;
+    static const char *const keys[] = {"pp_tokens_per_s", "tg_tokens_per_s", "tg_gb_per_s", "mem_bw_gb_per_s"};
+    for (int i = 0; i < 4; i++) CHECKF(br_json_get_number(&j, keys[i], &v) == 1 && v > 0, "%s", keys[i]);
+    br_json_free(&j);
+    /* the compact heads against f32 on the real model */
+    const char *f = tmp_path("h_f32.f32"), *q = tmp_path("h_q8.f32");
+    snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s && %s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s --head q8 && %s compare -m %s -f %s -o %s",
+             bitrom_bin(), asset("models/stories3m"), f, bitrom_bin(), asset("models/stories3m"), q, bitrom_bin(), asset("models/stories3m"), f, q);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    const char *kl = strstr(out, "mean KL(reference || other): ");
+    CHECK(kl && atof(kl + 29) < 1e-3);
+}
+
+void test_head_formats(void) {
+    /* q8/q4 heads against the f32 product on random data: relative error bounds */
+    const int rows = 37, cols = 100;
+    float *w = malloc(sizeof(float) * rows * cols), x[100], ref[37], got[37];
+    unsigned s = 1;
+    for (int i = 0; i < rows * cols; i++) w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
+    for (int i = 0; i < cols; i++) x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
+    br_pool *pool = br_pool_create(2);
+    br_head h;
+    br_head_init(&h, w, rows, cols, BR_HEAD_F32);
+    br_head_matmul(&h, x, 1, ref, rows, pool);
+    br_head_free(&h);
+    const br_head_kind kinds[2] = {BR_HEAD_Q8, BR_HEAD_Q4};
+    const double tol[2] = {0.02, 0.25};
+    for (int k = 0; k < 2; k++) {
+        br_head_init(&h, w, rows, cols, kinds[k]);
+        br_head_matmul(&h, x, 1, got, rows, pool);
+        double err = 0, norm = 0;
+        for (int r = 0; r < rows; r++) {
+            err += (got[r] - ref[r]) * (got[r] - ref[r]);
+            norm += ref[r] * ref[r];
+        }
+        CHECKF(sqrt(err / norm) < tol[k], "%s: relative error %g", br_head_kind_name(kinds[k]), sqrt(err / norm));
+        CHECK(br_head_bytes(&h) < (size_t)rows * cols * 4);
+        br_head_free(&h);
+    }
+    br_pool_destroy(pool);
+    free(w);
+}
