@@ -4,7 +4,7 @@
 #   IK_LLAMA_BENCH=/path/to/ik_llama.cpp/build/bin/llama-bench  IK_LLAMA_QUANTIZE=.../llama-quantize
 #   LLAMA_BENCH=/path/to/llama.cpp/build/bin/llama-bench        (upstream: reads TQ1_0 / TQ2_0)
 #   BITNET_BENCH=/path/to/BitNet/build/bin/llama-bench          (bitnet.cpp: reads I2_S)
-# usage: sh bench/peers.sh [WORKDIR] [REPETITIONS]   -> a Markdown table on stdout, details on stderr
+# usage: [PRESETS="bitnet-large bitnet-2b-4t"] sh bench/peers.sh [WORKDIR] [REPETITIONS]   -> a Markdown table on stdout, details on stderr
 set -eu
 cd "$(dirname "$0")/.."
 W=${1:-/tmp/bitrom-bench}
@@ -15,7 +15,7 @@ B=build/bitrom
 mkdir -p "$W"
 log() { echo "$*" >&2; }
 
-for preset in bitnet-large bitnet-2b-4t; do
+for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
     [ -f "$W/$preset-i2_s.gguf" ] || { log "generating $preset (I2_S GGUF)"; $B gen --preset $preset -o "$W/$preset-i2_s.gguf" --type i2_s >&2; }
     if [ -n "${IK_LLAMA_QUANTIZE:-}" ] && [ ! -f "$W/$preset-iq2_bn.gguf" ]; then
         log "requantizing for ik_llama.cpp: IQ2_BN, Q6_K token embedding"
@@ -37,7 +37,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 echo "| model shape | engine / format | decode tok/s | prompt-128 tok/s |"
 echo "|---|---|---|---|"
-for preset in bitnet-large bitnet-2b-4t; do
+for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
     : > "$W/$preset.results"
     for r in $(seq 1 "$R"); do
         log "$preset: repetition $r of $R"

@@ -171,6 +171,46 @@ __attribute__((target("avx2"))) static void dot4u_avx2(const uint8_t *u, size_t 
     out[3] = hsum_epi32(a3) - xsum;
 }
 
+/* The same for two tokens at once: each weight vector loaded once serves 4 rows x 2 tokens. */
+__attribute__((target("avx2"))) static void dot4u2_avx2(const uint8_t *u, size_t stride, const int8_t *xa, const int8_t *xb, int blocks, int32_t sa, int32_t sb,
+                                                        int32_t *outa, int32_t *outb) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const uint8_t *u0 = u, *u1 = u + stride, *u2 = u + 2 * stride, *u3 = u + 3 * stride;
+    int32_t tot[8] = {0};
+    const int nv = blocks * 4;
+    for (int v = 0; v < nv;) {
+        const int end = nv - v < 16 ? nv : v + 16; /* int16 sums widened every 16 vectors */
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (; v < end; v++) {
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xa + v * 32)), x1 = _mm256_loadu_si256((const __m256i *)(xb + v * 32));
+            __m256i w = _mm256_load_si256((const __m256i *)(u0 + v * 32));
+            a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(w, x0));
+            b0 = _mm256_add_epi16(b0, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(u1 + v * 32));
+            a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(w, x0));
+            b1 = _mm256_add_epi16(b1, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(u2 + v * 32));
+            a2 = _mm256_add_epi16(a2, _mm256_maddubs_epi16(w, x0));
+            b2 = _mm256_add_epi16(b2, _mm256_maddubs_epi16(w, x1));
+            w = _mm256_load_si256((const __m256i *)(u3 + v * 32));
+            a3 = _mm256_add_epi16(a3, _mm256_maddubs_epi16(w, x0));
+            b3 = _mm256_add_epi16(b3, _mm256_maddubs_epi16(w, x1));
+        }
+        tot[0] += hsum_epi32(_mm256_madd_epi16(a0, ones));
+        tot[1] += hsum_epi32(_mm256_madd_epi16(a1, ones));
+        tot[2] += hsum_epi32(_mm256_madd_epi16(a2, ones));
+        tot[3] += hsum_epi32(_mm256_madd_epi16(a3, ones));
+        tot[4] += hsum_epi32(_mm256_madd_epi16(b0, ones));
+        tot[5] += hsum_epi32(_mm256_madd_epi16(b1, ones));
+        tot[6] += hsum_epi32(_mm256_madd_epi16(b2, ones));
+        tot[7] += hsum_epi32(_mm256_madd_epi16(b3, ones));
+    }
+    for (int r = 0; r < 4; r++) {
+        outa[r] = tot[r] - sa;
+        outb[r] = tot[4 + r] - sb;
+    }
+}
+
 __attribute__((target("avx2"))) static int32_t dot1_avx2(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum) {
     const __m256i mask = _mm256_set1_epi8(3);
     __m256i a = _mm256_setzero_si256();
@@ -219,7 +259,16 @@ static void matmul_rows(const matmul_job *j, const br_ternary_matrix *m, int32_t
             int r = r0;
             for (; r + 4 <= r1; r += 4) {
                 unpack4(pm->codes + (size_t)r * row_bytes, row_bytes, blocks, u, xstride);
-                for (int t = 0; t < j->n_tokens; t++) {
+                int t = 0;
+                for (; t + 2 <= j->n_tokens; t += 2) {
+                    int32_t oa[4], ob[4];
+                    dot4u2_avx2(u, xstride, j->x + t * xstride, j->x + (t + 1) * xstride, blocks, j->xsum[t], j->xsum[t + 1], oa, ob);
+                    for (int k = 0; k < 4; k++) {
+                        acc[(size_t)t * rows + r + k] = oa[k];
+                        acc[(size_t)(t + 1) * rows + r + k] = ob[k];
+                    }
+                }
+                for (; t < j->n_tokens; t++) {
                     int32_t out[4];
                     dot4u_avx2(u, xstride, j->x + t * xstride, blocks, j->xsum[t], out);
                     for (int k = 0; k < 4; k++) acc[(size_t)t * rows + r + k] = out[k];
