@@ -7,7 +7,7 @@
 # usage: [PRESETS="bitnet-large bitnet-2b-4t"] sh bench/peers.sh [WORKDIR] [REPETITIONS]   -> a Markdown table on stdout, details on stderr
 set -eu
 cd "$(dirname "$0")/.."
-W=${1:-/tmp/bitrom-bench}
+W=${1:-${TMPDIR:-/tmp}/bitrom-bench}
 R=${2:-3}
 T=${THREADS:-2}
 B=build/bitrom

@@ -27,8 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     br_error e;
     if (br_tokenizer_parse_tiktoken(&tok, (const char *)data, size, "fuzz.tiktoken", &e) == 0) exercise(&tok);
     /* tokenizer.json goes through a file path */
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/bitrom-fuzz-%ld.json", (long)getpid());
+    char path[512];
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/bitrom-fuzz-%ld.json", dir ? dir : P_tmpdir, (long)getpid());
     FILE *f = fopen(path, "wb");
     if (f) {
         fwrite(data, 1, size, f);

@@ -104,7 +104,8 @@ static const test_case tests[] = {
 };
 
 int main(int argc, char **argv) {
-    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/bitrom-tests.%ld", (long)getpid());
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_tmpdir, sizeof g_tmpdir, "%s/bitrom-tests.%ld", tmp && *tmp ? tmp : P_tmpdir, (long)getpid());
     mkdir(g_tmpdir, 0700);
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
