@@ -9,13 +9,13 @@
 
 typedef struct cli_opts {
     const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *calib, *tech, *head;
-    const char *lora[8], *lora_scale_str;
+    const char *lora[8];
     int n_lora;
-    int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat, top_k;
+    int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat;
     unsigned long long seed;
     float temp, top_p;
     int lora_bits, lora_act_bits;
-    int node_set, context, on_die, prompt_tokens;
+    int node_set, context, on_die;
     double node;
     int help, json_flag, csv_flag;
 } cli_opts;

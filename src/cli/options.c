@@ -103,7 +103,6 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o) {
     o->lora_act_bits = -1; /* auto: 8 with quantized adapter weights, float otherwise */
     o->context = 128;
     o->on_die = 32;
-    o->prompt_tokens = -1;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--lora") == 0) {

@@ -59,38 +59,22 @@ static int type_size(gguf_type t) {
     }
 }
 
+/* Scalars: unsigned and bool values in num.u, signed in num.i, floats in num.f (one union). */
 static void read_num(gguf_type t, const uint8_t *p, gguf_kv *kv) {
-    uint64_t u = 0;
-    int64_t i = 0;
-    double f = 0;
     switch (t) {
-    case GGUF_U8: u = p[0]; break;
-    case GGUF_BOOL: u = p[0] != 0; break;
-    case GGUF_I8: i = (int8_t)p[0]; break;
-    case GGUF_U16: { uint16_t v; memcpy(&v, p, 2); u = v; break; }
-    case GGUF_I16: { int16_t v; memcpy(&v, p, 2); i = v; break; }
-    case GGUF_U32: { uint32_t v; memcpy(&v, p, 4); u = v; break; }
-    case GGUF_I32: { int32_t v; memcpy(&v, p, 4); i = v; break; }
-    case GGUF_U64: memcpy(&u, p, 8); break;
-    case GGUF_I64: memcpy(&i, p, 8); break;
-    case GGUF_F32: { float v; memcpy(&v, p, 4); f = v; break; }
-    case GGUF_F64: memcpy(&f, p, 8); break;
-    default: break;
+    case GGUF_U8: kv->num.u = p[0]; break;
+    case GGUF_BOOL: kv->num.u = p[0] != 0; break;
+    case GGUF_I8: kv->num.i = (int8_t)p[0]; break;
+    case GGUF_U16: { uint16_t v; memcpy(&v, p, 2); kv->num.u = v; break; }
+    case GGUF_I16: { int16_t v; memcpy(&v, p, 2); kv->num.i = v; break; }
+    case GGUF_U32: { uint32_t v; memcpy(&v, p, 4); kv->num.u = v; break; }
+    case GGUF_I32: { int32_t v; memcpy(&v, p, 4); kv->num.i = v; break; }
+    case GGUF_U64: memcpy(&kv->num.u, p, 8); break;
+    case GGUF_I64: memcpy(&kv->num.i, p, 8); break;
+    case GGUF_F32: { float v; memcpy(&v, p, 4); kv->num.f = v; break; }
+    case GGUF_F64: memcpy(&kv->num.f, p, 8); break;
+    default: kv->num.u = 0; break;
     }
-    if (t == GGUF_I8 || t == GGUF_I16 || t == GGUF_I32 || t == GGUF_I64) {
-        u = (uint64_t)i;
-        f = (double)i;
-    } else if (t == GGUF_F32 || t == GGUF_F64) {
-        i = (int64_t)f;
-        u = f >= 0 && f < 1.8e19 ? (uint64_t)f : 0;
-    } else {
-        i = (int64_t)u;
-        f = (double)u;
-    }
-    kv->num.u = u;
-    (void)i;
-    if (t == GGUF_F32 || t == GGUF_F64) kv->num.f = f;
-    else if (t == GGUF_I8 || t == GGUF_I16 || t == GGUF_I32 || t == GGUF_I64) kv->num.i = (int64_t)u;
 }
 
 static int read_kv(rd *r, gguf_kv *kv) {
@@ -298,11 +282,14 @@ const gguf_kv *br_gguf_find(const br_gguf *g, const char *key) {
     return NULL;
 }
 
+static int is_signed(gguf_type t) { return t == GGUF_I8 || t == GGUF_I16 || t == GGUF_I32 || t == GGUF_I64; }
+
 int br_gguf_get_u64(const br_gguf *g, const char *key, uint64_t *out) {
     const gguf_kv *kv = br_gguf_find(g, key);
     if (!kv) return 0;
     if (kv->type == GGUF_STRING || kv->type == GGUF_ARRAY || kv->type == GGUF_F32 || kv->type == GGUF_F64) return -1;
-    *out = kv->num.u;
+    if (is_signed(kv->type) && kv->num.i < 0) return -1;
+    *out = kv->num.u; /* the same bits for non-negative signed values */
     return 1;
 }
 
@@ -311,7 +298,7 @@ int br_gguf_get_f64(const br_gguf *g, const char *key, double *out) {
     if (!kv) return 0;
     if (kv->type == GGUF_F32 || kv->type == GGUF_F64) *out = kv->num.f;
     else if (kv->type == GGUF_STRING || kv->type == GGUF_ARRAY || kv->type == GGUF_BOOL) return -1;
-    else if (kv->type == GGUF_I8 || kv->type == GGUF_I16 || kv->type == GGUF_I32 || kv->type == GGUF_I64) *out = (double)kv->num.i;
+    else if (is_signed(kv->type)) *out = (double)kv->num.i;
     else *out = (double)kv->num.u;
     return 1;
 }
@@ -354,7 +341,7 @@ double br_gguf_arr_num(const gguf_kv *kv, uint64_t i) {
     int sz = type_size(kv->arr_type);
     read_num(kv->arr_type, kv->data + i * (uint64_t)sz, &tmp);
     if (kv->arr_type == GGUF_F32 || kv->arr_type == GGUF_F64) return tmp.num.f;
-    if (kv->arr_type == GGUF_I8 || kv->arr_type == GGUF_I16 || kv->arr_type == GGUF_I32 || kv->arr_type == GGUF_I64) return (double)tmp.num.i;
+    if (is_signed(kv->arr_type)) return (double)tmp.num.i;
     return (double)tmp.num.u;
 }
 
