@@ -18,7 +18,7 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 .PHONY: all test test-fast test-asan fuzz clean bench
 all: $(BUILD)/bitrom
 
-$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h) tests/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
 

@@ -322,3 +322,27 @@ void test_lora_hostile(void) {
     CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 1 && strncmp(err, "bitrom: error:", 14) == 0 && !strchr(err, '\n')[1]);
     CHECK(access(out, F_OK) != 0);
 }
+
+/* `bitrom serve`: JSON requests on stdin, the adapter switched between them in one process. */
+void test_serve_switching(void) {
+    const char *req = tmp_path("requests.jsonl");
+    FILE *f = fopen(req, "w");
+    fprintf(f, "{\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 12, \"temp\": 0}\n");
+    fprintf(f, "{\"adapter\": \"none\", \"prompt\": \"And God said\", \"n\": 12, \"temp\": 0}\n");
+    fprintf(f, "{\"adapter\": \"kjv\", \"ppl\": \"%s\", \"per_line\": true}\n", asset("data/tinystories-sample.txt"));
+    fprintf(f, "{\"adapter\": \"nope\"}\nnot json\n");
+    fclose(f);
+    char cmd[2048], *out = malloc(1 << 16), err[4096];
+    snprintf(cmd, sizeof cmd, "%s serve -m %s --lora kjv=%s < %s", bitrom_bin(), asset("models/stories3m"), asset("adapters/stories3m-kjv/peft"), req);
+    /* run_cmd feeds /dev/null to stdin: wrap in a shell so our redirection wins */
+    char wrapped[2300];
+    snprintf(wrapped, sizeof wrapped, "sh -c '%s'", cmd);
+    CHECK(run_cmd(wrapped, out, 1 << 16, err, sizeof err) == 0);
+    char *l1 = out, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1, *l4 = strchr(l3, '\n') + 1, *l5 = strchr(l4, '\n') + 1;
+    CHECK(strstr(l1, "\"adapter\": \"kjv\"") && strstr(l1, "\"switch_us\"") && strstr(l1, "unto"));
+    CHECK(strstr(l2, "\"adapter\": \"none\"") && !strstr(l2, "unto"));
+    const char *p = strstr(l3, "\"perplexity\": ");
+    CHECK(p && fabs(atof(p + 14) - 13.82) / 13.82 < 0.02); /* the KJV adapter's forgetting on TinyStories */
+    CHECK(strstr(l4, "unknown adapter 'nope'") && strstr(l5, "error"));
+    free(out);
+}
