@@ -29,6 +29,10 @@ void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes)
     p->lo = (int16_t)(-(1 << (c->register_bits - 1)));
     p->policy = c->overflow;
     p->register_bits = c->register_bits;
+    /* |term| <= 15 for the unsigned low nibble of an 8-bit activation, 8 for a signed 4-bit one; if
+     * a whole window of such terms fits, no update can leave the range and checking is moot */
+    const int max_term = c->act_bits == 8 ? 15 : 8;
+    p->cannot_overflow = br_hw_window_terms(c) * max_term <= p->hi;
 }
 
 /* Applies the overflow policy to one lane's register after an update; returns the new value. */
@@ -83,6 +87,7 @@ __attribute__((target("avx2"))) static int32_t trimla_row_avx2(const br_trimla_p
                 __m256i wv = _mm256_loadu_si256((const __m256i *)(w + i));
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(x + i));
                 acc = _mm256_add_epi16(acc, _mm256_sign_epi16(xv, wv)); /* add, subtract or hold */
+                if (p->cannot_overflow) continue;
                 __m256i bad = _mm256_or_si256(_mm256_cmpgt_epi16(acc, hi), _mm256_cmpgt_epi16(lo, acc));
                 if (!_mm256_testz_si256(bad, bad)) {
                     int16_t lanes[16];

@@ -51,6 +51,7 @@ typedef struct br_trimla_params {
     br_overflow_policy policy;
     int register_bits;
     int force_scalar; /* tests: run the portable path */
+    int cannot_overflow; /* window terms x the largest |term| fit the register: range checks elided */
 } br_trimla_params;
 
 void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes);

@@ -9,7 +9,8 @@ typedef struct tile_prep {
     int used_rows, lanes;
     int16_t *w;      /* [used_rows][2][steps][lanes], weights decoded by the readout model */
     int32_t *kidx;   /* [2][steps][lanes]: input index within the tile, -1 for no input */
-    uint32_t *tally; /* [used_rows][3]: reads of -1, 0, +1 over the full macro width */
+    uint64_t *tally; /* [used_rows + 1][3]: reads of -1, 0, +1 over the full macro width, summed over
+                        word lines 0..r-1 (prefix sums, so a range of rows is counted in O(1)) */
 } tile_prep;
 
 typedef struct chip_matrix {
@@ -47,11 +48,12 @@ static void prepare_tile(const br_hwconfig *c, const br_rom_matrix *rm, const br
         tp->kidx[(size_t)side * steps * tp->lanes + (size_t)(col % steps) * tp->lanes + col / steps] = k;
     }
     tp->w = br_calloc((size_t)t->used_rows * per_row, sizeof(int16_t));
-    tp->tally = br_calloc((size_t)t->used_rows * 3, sizeof(uint32_t));
+    tp->tally = br_calloc((size_t)(t->used_rows + 1) * 3, sizeof(uint64_t));
     for (int r = 0; r < t->used_rows; r++) {
         const uint8_t *cells = t->cells + (size_t)r * t->used_cols;
         int16_t *wr = tp->w + (size_t)r * per_row;
-        uint32_t *ty = tp->tally + (size_t)r * 3;
+        uint64_t *ty = tp->tally + (size_t)(r + 1) * 3;
+        for (int k = 0; k < 3; k++) ty[k] = ty[k - 3]; /* running sum */
         for (int col = 0; col < t->used_cols; col++)
             for (int side = 0; side < 2; side++) {
                 int w = br_rom_decide(c, br_rom_level(c, cells[col], side));
@@ -59,7 +61,7 @@ static void prepare_tile(const br_hwconfig *c, const br_rom_matrix *rm, const br
                 wr[(size_t)side * steps * tp->lanes + (size_t)(col % steps) * tp->lanes + col / steps] = (int16_t)w;
             }
         /* columns past used_cols hold zero weights: read, decided 0, skipped */
-        ty[1] += (uint32_t)(c->macro_cols - t->used_cols) * 2;
+        ty[1] += (uint64_t)(c->macro_cols - t->used_cols) * 2;
     }
 }
 
@@ -107,14 +109,35 @@ typedef struct row_job {
     br_chip_events *ev; /* one per thread */
 } row_job;
 
+/* The events of `rows` word lines of one tile, each read in both phases for every pass; ty are the
+ * summed reads of -1, 0, +1 of those word lines. */
+static void count_tile_rows(const br_hwconfig *c, uint64_t rows, const uint64_t ty[3], br_chip_events *ev) {
+    const uint64_t passes = (uint64_t)br_hw_passes(c), n_trimla = (uint64_t)br_hw_trimlas(c);
+    const uint64_t windows = c->window == BR_WINDOW_PHASE ? 2 : 1, rp = rows * passes;
+    ev->wordline_activations += 2 * rp;
+    ev->bitline_precharges += 2 * rp * (uint64_t)c->macro_cols;
+    ev->comparator_decisions += 4 * rp * (uint64_t)c->macro_cols;
+    ev->bitline_level_vss += passes * ty[0];
+    ev->bitline_level_half += passes * ty[1];
+    ev->bitline_level_quarter += passes * ty[2];
+    ev->subtracts += passes * ty[0];
+    ev->skips += passes * ty[1];
+    ev->adds += passes * ty[2];
+    ev->register_writes += passes * (ty[0] + ty[2]);
+    ev->register_resets += rp * windows * n_trimla;
+    ev->tree_additions += rp * windows * (n_trimla - 1);
+    ev->global_additions += rp * windows + (passes == 2 ? rows : 0); /* windows, then the shift-add of two passes */
+    ev->macs += 2 * rp * (uint64_t)c->macro_cols;
+    ev->macro_cycles += rp * (uint64_t)br_hw_cycles_per_row_pass(c);
+}
+
 static void row_worker(void *ctx, int ith, int nth) {
     row_job *j = ctx;
     const br_hwconfig *c = &j->cb->cfg;
     const chip_matrix *cm = j->cm;
-    const int passes = br_hw_passes(c), n_trimla = br_hw_trimlas(c), steps = c->trimla_columns;
-    const int windows = c->window == BR_WINDOW_PHASE ? 2 : 1;
+    const int passes = br_hw_passes(c), steps = c->trimla_columns;
     br_chip_events *ev = &j->ev[ith];
-    int16_t *scratch = NULL;
+    br_trimla_params p = j->cb->tp_template;
     long b, e;
     br_split_range(j->m->rows, ith, nth, &b, &e);
     for (long r = b; r < e; r++) {
@@ -122,38 +145,29 @@ static void row_worker(void *ctx, int ith, int nth) {
         int64_t total = 0;
         for (int ct = 0; ct < cm->col_tiles; ct++) {
             const tile_prep *tp = &cm->tiles[rt * cm->col_tiles + ct];
-            br_trimla_params p = j->cb->tp_template;
             p.lanes = tp->lanes;
-            const size_t per_row = 2 * (size_t)steps * tp->lanes;
-            const uint32_t *ty = tp->tally + (size_t)rr * 3;
-            int64_t tile_sum = 0;
+            const int16_t *w = tp->w + (size_t)rr * 2 * (size_t)steps * tp->lanes;
             for (int pass = 0; pass < passes; pass++) {
                 const int16_t *x = j->xperm + ct * j->xperm_tile_stride + pass * j->xperm_pass_stride;
-                int32_t part = br_trimla_row(&p, tp->w + (size_t)rr * per_row, x, scratch, ev);
+                int32_t part = br_trimla_row(&p, w, x, NULL, ev);
                 /* 8-bit: pass 0 carries the signed high nibble, pass 1 the unsigned low nibble */
-                tile_sum += (passes == 2 && pass == 0) ? (int64_t)part * 16 : part;
-                /* events of one word line, one pass, both phases */
-                ev->wordline_activations += 2;
-                ev->bitline_precharges += 2 * (uint64_t)c->macro_cols;
-                ev->comparator_decisions += 4 * (uint64_t)c->macro_cols;
-                ev->bitline_level_vss += ty[0];
-                ev->bitline_level_half += ty[1];
-                ev->bitline_level_quarter += ty[2];
-                ev->subtracts += ty[0];
-                ev->skips += ty[1];
-                ev->adds += ty[2];
-                ev->register_writes += ty[0] + ty[2];
-                ev->register_resets += (uint64_t)windows * n_trimla;
-                ev->tree_additions += (uint64_t)windows * (n_trimla - 1);
-                ev->global_additions += windows;
-                ev->macs += 2 * (uint64_t)c->macro_cols;
-                ev->macro_cycles += (uint64_t)br_hw_cycles_per_row_pass(c);
+                total += (passes == 2 && pass == 0) ? (int64_t)part * 16 : part;
             }
-            if (passes == 2) ev->global_additions += 1; /* shift-add of the two passes */
-            total += tile_sum;
         }
-        ev->global_additions += (uint64_t)cm->col_tiles - 1; /* tiles along K */
         j->acc[r] = (int32_t)total;
+    }
+    /* the events of the word lines this thread opened, tile by tile */
+    for (long r0 = b; r0 < e;) {
+        const int rt = (int)(r0 / c->macro_rows);
+        const long r1 = (long)(rt + 1) * c->macro_rows < e ? (long)(rt + 1) * c->macro_rows : e;
+        const int a = (int)(r0 % c->macro_rows), z = a + (int)(r1 - r0);
+        for (int ct = 0; ct < cm->col_tiles; ct++) {
+            const uint64_t *pre = cm->tiles[rt * cm->col_tiles + ct].tally;
+            const uint64_t ty[3] = {pre[z * 3] - pre[a * 3], pre[z * 3 + 1] - pre[a * 3 + 1], pre[z * 3 + 2] - pre[a * 3 + 2]};
+            count_tile_rows(c, (uint64_t)(r1 - r0), ty, ev);
+        }
+        ev->global_additions += (uint64_t)(r1 - r0) * ((uint64_t)cm->col_tiles - 1); /* tiles along K */
+        r0 = r1;
     }
 }
 
