@@ -7,7 +7,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/quant.h"
 
-#define MAX_BATCH 64
+#define MAX_BATCH 128
 
 /* q . k over head_dim, and out += w v: 8 float partial sums with FMA where the CPU has them. */
 #if defined(__x86_64__) && defined(__GNUC__)
