@@ -232,7 +232,7 @@ void test_trimla_register_semantics(void) {
             p.force_scalar = scalar;
             br_chip_events ev;
             memset(&ev, 0, sizeof ev);
-            int32_t got = br_trimla_row(&p, w, x, NULL, &ev);
+            int32_t got = br_trimla_row(&p, w, x, &ev);
             CHECKF(got == cases[k].want && ev.overflows == cases[k].ovf, "%s %s: got %d (%llu overflows), want %d (%llu)",
                    br_overflow_name(cases[k].pol), scalar ? "scalar" : "avx2", got, (unsigned long long)ev.overflows, cases[k].want,
                    (unsigned long long)cases[k].ovf);

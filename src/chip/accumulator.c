@@ -109,8 +109,7 @@ __attribute__((target("avx2"))) static int32_t trimla_row_avx2(const br_trimla_p
 
 #endif
 
-int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, int16_t *scratch, br_chip_events *ev) {
-    (void)scratch;
+int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, br_chip_events *ev) {
 #ifdef HAVE_AVX2_TRIMLA
     if (p->lanes % 16 == 0 && !p->force_scalar && br_cpu_has_avx2()) return trimla_row_avx2(p, w, x, ev);
 #endif

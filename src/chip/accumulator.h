@@ -43,7 +43,7 @@ void br_chip_events_write_json(const br_chip_events *e, FILE *fp);
 /* The TriMLA array of one macro for one word line and one activation pass.
  * w and x are laid out [side][step][lane] (int16, lanes padded to a multiple of 16); lane j is
  * TriMLA j, step s its s-th column. Returns the sum the adder tree delivers over both phases;
- * adds overflow and saturation events to ev. scratch holds `lanes` int16. */
+ * adds overflow and saturation events to ev. */
 typedef struct br_trimla_params {
     int lanes, steps;
     int reset_each_phase; /* window = one side */
@@ -55,6 +55,6 @@ typedef struct br_trimla_params {
 } br_trimla_params;
 
 void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes);
-int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, int16_t *scratch, br_chip_events *ev);
+int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, br_chip_events *ev);
 
 #endif

@@ -149,7 +149,7 @@ static void row_worker(void *ctx, int ith, int nth) {
             const int16_t *w = tp->w + (size_t)rr * 2 * (size_t)steps * tp->lanes;
             for (int pass = 0; pass < passes; pass++) {
                 const int16_t *x = j->xperm + ct * j->xperm_tile_stride + pass * j->xperm_pass_stride;
-                int32_t part = br_trimla_row(&p, w, x, NULL, ev);
+                int32_t part = br_trimla_row(&p, w, x, ev);
                 /* 8-bit: pass 0 carries the signed high nibble, pass 1 the unsigned low nibble */
                 total += (passes == 2 && pass == 0) ? (int64_t)part * 16 : part;
             }
