@@ -46,30 +46,42 @@ void test_gen_bench_compare(void) {
 }
 
 void test_head_formats(void) {
-    /* q8/q4 heads against the f32 product on random data: relative error bounds */
-    const int rows = 37, cols = 100;
-    float *w = malloc(sizeof(float) * rows * cols), x[100], ref[37], got[37];
-    unsigned s = 1;
-    for (int i = 0; i < rows * cols; i++) w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
-    for (int i = 0; i < cols; i++) x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
+    /* q8/q4 heads against the f32 product on random data: relative error bounds; every kernel
+     * version this CPU runs gives the scalar one's result up to float summation order */
+    const int rows = 37, max_cols = 200, col_cases[3] = {100, 70, 200}; /* 4, 3 (odd: no pairs) and 7 blocks */
+    float *w = malloc(sizeof(float) * rows * max_cols), x[200], ref[37], got[37], scal[37];
     br_pool *pool = br_pool_create(2);
-    br_head h;
-    br_head_init(&h, w, rows, cols, BR_HEAD_F32);
-    br_head_matmul(&h, x, 1, ref, rows, pool);
-    br_head_free(&h);
-    const br_head_kind kinds[2] = {BR_HEAD_Q8, BR_HEAD_Q4};
-    const double tol[2] = {0.02, 0.25};
-    for (int k = 0; k < 2; k++) {
-        br_head_init(&h, w, rows, cols, kinds[k]);
-        br_head_matmul(&h, x, 1, got, rows, pool);
-        double err = 0, norm = 0;
-        for (int r = 0; r < rows; r++) {
-            err += (got[r] - ref[r]) * (got[r] - ref[r]);
-            norm += ref[r] * ref[r];
-        }
-        CHECKF(sqrt(err / norm) < tol[k], "%s: relative error %g", br_head_kind_name(kinds[k]), sqrt(err / norm));
-        CHECK(br_head_bytes(&h) < (size_t)rows * cols * 4);
+    for (int cc = 0; cc < 3; cc++) {
+        const int cols = col_cases[cc];
+        unsigned s = 1;
+        for (int i = 0; i < rows * cols; i++) w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
+        for (int i = 0; i < cols; i++) x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
+        br_head h;
+        br_head_init(&h, w, rows, cols, BR_HEAD_F32);
+        br_head_matmul(&h, x, 1, ref, rows, pool);
         br_head_free(&h);
+        const br_head_kind kinds[2] = {BR_HEAD_Q8, BR_HEAD_Q4};
+        const double tol[2] = {0.02, 0.25};
+        for (int k = 0; k < 2; k++) {
+            br_head_init(&h, w, rows, cols, kinds[k]);
+            h.isa = BR_ISA_SCALAR;
+            br_head_matmul(&h, x, 1, scal, rows, pool);
+            for (br_isa isa = BR_ISA_SCALAR; isa <= BR_ISA_AVX512; isa++) {
+                if (!br_cpu_has_isa(isa)) continue;
+                h.isa = isa;
+                br_head_matmul(&h, x, 1, got, rows, pool);
+                double err = 0, norm = 0, dev = 0;
+                for (int r = 0; r < rows; r++) {
+                    err += (got[r] - ref[r]) * (got[r] - ref[r]);
+                    norm += ref[r] * ref[r];
+                    dev = fmax(dev, fabs(got[r] - scal[r]) / (fabs(scal[r]) + 1e-3));
+                }
+                CHECKF(sqrt(err / norm) < tol[k], "%s cols %d isa %d: relative error %g", br_head_kind_name(kinds[k]), cols, (int)isa, sqrt(err / norm));
+                CHECKF(dev < 1e-4, "%s cols %d isa %d: differs from the scalar kernel by %g", br_head_kind_name(kinds[k]), cols, (int)isa, dev);
+            }
+            CHECK(br_head_bytes(&h) < (size_t)rows * cols * 4);
+            br_head_free(&h);
+        }
     }
     br_pool_destroy(pool);
     free(w);

@@ -13,6 +13,7 @@ static br_kernel_kind kernel_from_name(const char *s, int *ok) {
     if (!s || strcmp(s, "auto") == 0) return BR_KERNEL_AUTO;
     if (strcmp(s, "scalar") == 0) return BR_KERNEL_SCALAR;
     if (strcmp(s, "avx2") == 0) return BR_KERNEL_AVX2;
+    if (strcmp(s, "avx512") == 0) return BR_KERNEL_AVX512;
     if (strcmp(s, "reference") == 0) return BR_KERNEL_REFERENCE;
     *ok = 0;
     return BR_KERNEL_AUTO;
@@ -35,7 +36,12 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
         int ok;
         br_kernel_kind k = kernel_from_name(o->kernel, &ok);
         if (!ok) {
-            cli_error("--kernel must be auto, avx2, scalar or reference");
+            cli_error("--kernel must be auto, avx512, avx2, scalar or reference");
+            cli_engine_close(e);
+            return -1;
+        }
+        if (!br_cpu_kernel_available(k)) {
+            cli_error("--kernel: this CPU lacks the instructions of the kernel asked for (try auto)");
             cli_engine_close(e);
             return -1;
         }

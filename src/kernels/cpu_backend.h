@@ -1,14 +1,16 @@
 /* The CPU execution backend: ternary weights repacked to 2 bits in a kernel-friendly layout,
- * AVX2 or portable scalar kernels chosen at run time, rows split over a thread pool. */
+ * AVX-512 VNNI, AVX2 or portable scalar kernels chosen at run time, rows split over a thread pool. */
 #ifndef BR_CPU_BACKEND_H
 #define BR_CPU_BACKEND_H
 
 #include "kernels/backend.h"
 #include "kernels/threadpool.h"
 
-typedef enum { BR_KERNEL_AUTO, BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_REFERENCE } br_kernel_kind;
+typedef enum { BR_KERNEL_AUTO, BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_AVX512, BR_KERNEL_REFERENCE } br_kernel_kind;
 
+/* kind AUTO picks the best this CPU runs; a kind the CPU cannot run falls back to scalar */
 br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind);
+int br_cpu_kernel_available(br_kernel_kind kind);
 const char *br_cpu_kernel_name(const br_backend *be);
 /* Bytes of packed ternary weights streamed per token. */
 size_t br_cpu_backend_weight_bytes(const br_backend *be);

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cpu_features.h"
 #include "util/error.h"
+#include "util/half.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HEAD_X86 1
 #endif
@@ -25,6 +25,7 @@ const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" 
 void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind) {
     memset(h, 0, sizeof *h);
     h->kind = kind;
+    h->isa = br_cpu_best_isa();
     h->rows = rows;
     h->cols = cols;
     h->blocks = (cols + 31) / 32;
@@ -32,7 +33,7 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
         h->f32 = w;
         return;
     }
-    h->scales = br_malloc(sizeof(float) * (size_t)rows * h->blocks);
+    h->scales = br_malloc(sizeof(uint16_t) * (size_t)rows * h->blocks);
     if (kind == BR_HEAD_Q8) h->q8 = br_calloc((size_t)rows * h->blocks * 32, 1);
     else h->q4 = br_calloc((size_t)rows * h->blocks * 16, 1);
     const float qmax = kind == BR_HEAD_Q8 ? 127.0f : 7.0f;
@@ -43,12 +44,13 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
                 v[j] = w[(size_t)r * cols + b * 32 + j];
                 amax = fmaxf(amax, fabsf(v[j]));
             }
-            const float d = amax / qmax, id = d > 0 ? 1.0f / d : 0.0f;
-            h->scales[(size_t)r * h->blocks + b] = d;
+            const uint16_t d16 = br_f32_to_f16(amax / qmax);
+            const float d = br_f16_to_f32(d16), id = d > 0 ? 1.0f / d : 0.0f; /* quantize with the scale as stored */
+            h->scales[(size_t)r * h->blocks + b] = d16;
             for (int j = 0; j < 32; j++) {
                 int q = (int)rintf(v[j] * id);
                 if (q > (int)qmax) q = (int)qmax;
-                if (q < -(int)qmax - 1) q = -(int)qmax - 1;
+                if (q < -(int)qmax) q = -(int)qmax;
                 if (kind == BR_HEAD_Q8) {
                     h->q8[((size_t)r * h->blocks + b) * 32 + j] = (int8_t)q;
                 } else {
@@ -69,41 +71,80 @@ void br_head_free(br_head *h) {
 size_t br_head_bytes(const br_head *h) {
     const size_t n = (size_t)h->rows * h->blocks;
     if (h->kind == BR_HEAD_F32) return (size_t)h->rows * h->cols * 4;
-    return n * 4 + n * (h->kind == BR_HEAD_Q8 ? 32 : 16);
+    return n * 2 + n * (h->kind == BR_HEAD_Q8 ? 32 : 16);
 }
 
-/* x -> int8 blocks of 32 with one scale each (the activation side of q8/q4) */
-static void quantize_x(const float *x, int cols, int blocks, int8_t *q, float *d) {
-    for (int b = 0; b < blocks; b++) {
+/* The activation side: int8 per block of 32 with a float scale, and for the AVX-512 kernel the same
+ * codes rearranged per pair of blocks to match one 64-byte weight vector. */
+typedef struct head_x {
+    int8_t *q;    /* [blocks*32] */
+    float *d;     /* [blocks] */
+    int32_t *sum; /* [blocks] sums of the codes */
+    int8_t *pv;   /* [pairs][64] AVX-512: codes in weight-vector order */
+    int32_t *pc;  /* [pairs][16] AVX-512: accumulator start, minus offset x block sum in one lane per block */
+    float *pd;    /* [pairs][16] AVX-512: the activation scale of each lane's block */
+} head_x;
+
+/* Which of the two blocks of a pair each int32 lane of a 64-byte weight vector belongs to: q8 reads
+ * the pair in order (lanes 0-7, 8-15); q4 reads low nibbles then high nibbles of 16+16 bytes. */
+static int lane_block(br_head_kind kind, int lane) { return kind == BR_HEAD_Q8 ? lane >> 3 : (lane >> 2) & 1; }
+
+static void quantize_x(const br_head *h, const float *x, head_x *hx) {
+    for (int b = 0; b < h->blocks; b++) {
         float amax = 0;
-        for (int j = 0; j < 32 && b * 32 + j < cols; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
-        d[b] = amax / 127.0f;
+        for (int j = 0; j < 32 && b * 32 + j < h->cols; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        hx->d[b] = amax / 127.0f;
         const float id = amax > 0 ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < 32; j++) q[b * 32 + j] = b * 32 + j < cols ? (int8_t)rintf(x[b * 32 + j] * id) : 0;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            const int8_t q = b * 32 + j < h->cols ? (int8_t)rintf(x[b * 32 + j] * id) : 0;
+            hx->q[b * 32 + j] = q;
+            s += q;
+        }
+        hx->sum[b] = s;
+    }
+    if (h->isa != BR_ISA_AVX512 || h->blocks % 2) return;
+    const int offset = h->kind == BR_HEAD_Q8 ? 128 : 8; /* weight codes are stored (q8) or read (q4) as value + offset */
+    for (int p = 0; p < h->blocks / 2; p++) {
+        const int8_t *a = hx->q + p * 64, *b = a + 32;
+        int8_t *v = hx->pv + p * 64;
+        if (h->kind == BR_HEAD_Q8) {
+            memcpy(v, a, 64);
+        } else {
+            memcpy(v, a, 16);
+            memcpy(v + 16, b, 16);
+            memcpy(v + 32, a + 16, 16);
+            memcpy(v + 48, b + 16, 16);
+        }
+        for (int lane = 0; lane < 16; lane++) {
+            const int blk = 2 * p + lane_block(h->kind, lane), first = lane == (lane_block(h->kind, lane) ? (h->kind == BR_HEAD_Q8 ? 8 : 4) : 0);
+            hx->pc[p * 16 + lane] = first ? -offset * hx->sum[blk] : 0;
+            hx->pd[p * 16 + lane] = hx->d[blk];
+        }
     }
 }
 
-static float dot_q_scalar(const br_head *h, int r, const int8_t *xq, const float *xd) {
+static inline int head_code(const br_head *h, int r, int b, int j) {
+    if (h->kind == BR_HEAD_Q8) return h->q8[((size_t)r * h->blocks + b) * 32 + j];
+    const uint8_t byte = h->q4[((size_t)r * h->blocks + b) * 16 + (j & 15)];
+    return (j < 16 ? byte & 15 : byte >> 4) - 8;
+}
+
+static float dot_scalar(const br_head *h, int r, const head_x *hx) {
     float sum = 0;
     for (int b = 0; b < h->blocks; b++) {
         int32_t acc = 0;
-        if (h->kind == BR_HEAD_Q8) {
-            const int8_t *w = h->q8 + ((size_t)r * h->blocks + b) * 32;
-            for (int j = 0; j < 32; j++) acc += w[j] * xq[b * 32 + j];
-        } else {
-            const uint8_t *w = h->q4 + ((size_t)r * h->blocks + b) * 16;
-            for (int j = 0; j < 16; j++) acc += ((w[j] & 15) - 8) * xq[b * 32 + j] + ((w[j] >> 4) - 8) * xq[b * 32 + j + 16];
-        }
-        sum += (float)acc * h->scales[(size_t)r * h->blocks + b] * xd[b];
+        for (int j = 0; j < 32; j++) acc += head_code(h, r, b, j) * hx->q[b * 32 + j];
+        sum += (float)acc * br_f16_to_f32(h->scales[(size_t)r * h->blocks + b]) * hx->d[b];
     }
     return sum;
 }
 
 #ifdef HEAD_X86
-__attribute__((target("avx2,fma"))) static float dot_q_avx2(const br_head *h, int r, const int8_t *xq, const float *xd) {
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const br_head *h, int r, const head_x *hx) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
-    const float *ws = h->scales + (size_t)r * h->blocks;
+    const uint16_t *ws = h->scales + (size_t)r * h->blocks;
     for (int b = 0; b < h->blocks; b++) {
         __m256i w;
         if (h->kind == BR_HEAD_Q8) {
@@ -113,11 +154,11 @@ __attribute__((target("avx2,fma"))) static float dot_q_avx2(const br_head *h, in
             __m256i both = _mm256_set_m128i(_mm_srli_epi16(p, 4), p);
             w = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
         }
-        __m256i x = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
+        __m256i x = _mm256_loadu_si256((const __m256i *)(hx->q + b * 32));
         /* signed x signed via |w| * sign(x, w) */
         __m256i prod = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
         __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(prod, ones));
-        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(ws[b] * xd[b]), acc);
+        acc = _mm256_fmadd_ps(s, _mm256_set1_ps(_cvtsh_ss(ws[b]) * hx->d[b]), acc);
     }
     __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
     t = _mm_add_ps(t, _mm_movehl_ps(t, t));
@@ -125,22 +166,51 @@ __attribute__((target("avx2,fma"))) static float dot_q_avx2(const br_head *h, in
     return _mm_cvtss_f32(t);
 }
 
+/* Two blocks per step: the weight codes as unsigned bytes (value + offset) times the int8
+ * activations by vpdpbusd, started from -offset x block sum; then one scale per lane. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) static float dot_avx512(const br_head *h, int r, const head_x *hx) {
+    const int pairs = h->blocks / 2;
+    const uint16_t *ws = h->scales + (size_t)r * h->blocks;
+    const __m512i idx = h->kind == BR_HEAD_Q8 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                              : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i sign = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(15);
+    __m512 acc = _mm512_setzero_ps();
+    for (int p = 0; p < pairs; p++) {
+        __m512i u;
+        if (h->kind == BR_HEAD_Q8) {
+            u = _mm512_xor_si512(_mm512_loadu_si512(h->q8 + ((size_t)r * h->blocks + 2 * p) * 32), sign);
+        } else {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(h->q4 + ((size_t)r * h->blocks + 2 * p) * 16));
+            u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), low);
+        }
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(hx->pc + p * 16), u, _mm512_loadu_si512(hx->pv + p * 64));
+        uint32_t two;
+        memcpy(&two, ws + 2 * p, 4);
+        const __m512 wscale = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)two))));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wscale, _mm512_loadu_ps(hx->pd + p * 16)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
 #endif
+
+static float dot_row(const br_head *h, int r, const head_x *hx) {
+#ifdef HEAD_X86
+    if (h->isa == BR_ISA_AVX512 && h->blocks % 2 == 0) return dot_avx512(h, r, hx);
+    if (h->isa != BR_ISA_SCALAR) return dot_avx2(h, r, hx);
+#endif
+    return dot_scalar(h, r, hx);
+}
 
 typedef struct head_job {
     const br_head *h;
     const float *x;
-    const int8_t *xq;
-    const float *xd;
+    const head_x *hx; /* per token */
     int n_tokens, stride;
     float *out;
 } head_job;
 
-static void head_worker(void *ctx, int ith, int nth) {
-    const head_job *j = ctx;
+static void head_rows(const head_job *j, long b, long e) {
     const br_head *h = j->h;
-    long b, e;
-    br_split_range(h->rows, ith, nth, &b, &e);
     for (int t = 0; t < j->n_tokens; t++) {
         float *out = j->out + (size_t)t * j->stride;
         if (h->kind == BR_HEAD_F32) {
@@ -153,31 +223,38 @@ static void head_worker(void *ctx, int ith, int nth) {
             }
             continue;
         }
-        const int8_t *xq = j->xq + (size_t)t * h->blocks * 32;
-        const float *xd = j->xd + (size_t)t * h->blocks;
-#ifdef HEAD_X86
-        if (br_cpu_has_avx2_fma()) {
-            for (long r = b; r < e; r++) out[r] = dot_q_avx2(h, (int)r, xq, xd);
-            continue;
-        }
-#endif
-        for (long r = b; r < e; r++) out[r] = dot_q_scalar(h, (int)r, xq, xd);
+        for (long r = b; r < e; r++) out[r] = dot_row(h, (int)r, &j->hx[t]);
     }
 }
 
+static void head_worker(void *ctx, int ith, int nth) {
+    long b, e;
+    br_split_range(((const head_job *)ctx)->h->rows, ith, nth, &b, &e);
+    head_rows(ctx, b, e);
+}
+
 void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, int stride, br_pool *pool) {
-    head_job j = {h, x, NULL, NULL, n_tokens, stride, out};
-    int8_t *xq = NULL;
-    float *xd = NULL;
+    head_x *hx = NULL;
+    void *scratch = NULL;
     if (h->kind != BR_HEAD_F32) {
-        xq = br_malloc((size_t)n_tokens * h->blocks * 32);
-        xd = br_malloc(sizeof(float) * (size_t)n_tokens * h->blocks);
-        for (int t = 0; t < n_tokens; t++) quantize_x(x + (size_t)t * h->cols, h->cols, h->blocks, xq + (size_t)t * h->blocks * 32, xd + (size_t)t * h->blocks);
-        j.xq = xq;
-        j.xd = xd;
+        const size_t nb = (size_t)h->blocks, np = nb / 2 + 1;
+        const size_t per = nb * 32 + nb * 4 + nb * 4 + np * 64 + np * 64 + np * 64; /* q, d, sum, pv, pc, pd */
+        hx = br_malloc(sizeof *hx * (size_t)n_tokens);
+        scratch = br_malloc(per * (size_t)n_tokens);
+        for (int t = 0; t < n_tokens; t++) {
+            char *p = (char *)scratch + per * t;
+            hx[t].pc = (int32_t *)p;
+            hx[t].pd = (float *)(p + np * 64);
+            hx[t].d = (float *)(p + np * 128);
+            hx[t].sum = (int32_t *)(p + np * 128 + nb * 4);
+            hx[t].pv = (int8_t *)(p + np * 128 + nb * 8);
+            hx[t].q = hx[t].pv + np * 64;
+            quantize_x(h, x + (size_t)t * h->cols, &hx[t]);
+        }
     }
+    head_job j = {h, x, hx, n_tokens, stride, out};
     if ((long)h->rows * h->cols * n_tokens < (1L << 17)) head_worker(&j, 0, 1);
     else br_pool_run(pool, head_worker, &j);
-    free(xq);
-    free(xd);
+    free(hx);
+    free(scratch);
 }

@@ -1,23 +1,25 @@
 /* The lm_head (logits = W h): for a 128k vocabulary the largest tensor of the model. Kept as f32
- * (exact, the reference) or in compact blocks of 32 values with one float scale: q8 (8.5 bits per
- * weight) or q4 (4.5 bits), multiplied with the hidden state quantized the same way (int8 per 32). */
+ * (exact, the reference) or in compact blocks of 32 values with one f16 scale: q8 (8.5 bits per
+ * weight) or q4 (4.5 bits), multiplied with the hidden state quantized to int8 per block of 32. */
 #ifndef BR_HEAD_H
 #define BR_HEAD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/cpu_features.h"
 #include "kernels/threadpool.h"
 
 typedef enum { BR_HEAD_F32, BR_HEAD_Q8, BR_HEAD_Q4 } br_head_kind;
 
 typedef struct br_head {
     br_head_kind kind;
+    br_isa isa;             /* kernel version used by br_head_matmul: the best this CPU runs */
     int rows, cols, blocks; /* blocks of 32 per row (cols padded) */
     const float *f32;       /* borrowed, for BR_HEAD_F32 */
     int8_t *q8;             /* [rows][blocks*32] */
-    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value - 8 */
-    float *scales;          /* [rows][blocks] */
+    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value + 8 */
+    uint16_t *scales;       /* [rows][blocks], f16 */
 } br_head;
 
 int br_head_kind_from_name(const char *s, br_head_kind *out);

@@ -8,6 +8,7 @@
 
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/half.h"
 
 typedef enum {
     BR_DT_F32,
@@ -58,10 +59,6 @@ br_tensor *br_tensors_add(br_tensor_set *ts, const char *name);
 /* Converts a float tensor (F32, F16, BF16, F64) to n f32 values. -1 if dtype or size mismatch. */
 int br_tensor_to_f32(const br_tensor *t, float *out, size_t n, br_error *err);
 
-float br_bf16_to_f32(uint16_t h);
-float br_f16_to_f32(uint16_t h);
-uint16_t br_f32_to_f16(float f);
-uint16_t br_f32_to_bf16(float f);
 
 /* safetensors: a .safetensors file, a model.safetensors.index.json, or a directory holding either. */
 int br_safetensors_open(br_tensor_set *ts, const char *path, br_error *err);

@@ -1,0 +1,42 @@
+/* Ternary x int8 dot-product kernels, one table per instruction set, all over one weight layout.
+ *
+ * Layout ("2-bit interleaved"): each row is padded with zero weights to a multiple of BR_TBLOCK
+ * columns and cut in blocks of 256 weights = 64 bytes; byte j of a block holds the codes u = w + 1
+ * of columns j, j+64, j+128 and j+192 in bits 0-1, 2-3, 4-5 and 6-7. One 64-byte load and a mask
+ * give 64 consecutive weights, so activations stay in natural order. Since u is unsigned,
+ * sum_c w*x = sum_c u*x - sum_c x maps onto unsigned-by-signed byte products (vpmaddubsw, vpdpbusd).
+ * Rows are padded to a multiple of 4 and stored in groups of 4, block-interleaved: block b of row k
+ * of a group is at b*256 + k*64, so a group is read as one sequential stream (one prefetch stream
+ * per thread instead of four).
+ *
+ * For prefill the backend unpacks four rows to one code byte per weight (u, natural order) and
+ * reuses them for every token of the batch (gemm4). Every kernel returns exactly the integers of
+ * br_ternary_matmul_reference. */
+#ifndef BR_TERNARY_KERNELS_H
+#define BR_TERNARY_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BR_TBLOCK 256      /* weights per block */
+#define BR_TBLOCK_BYTES 64 /* bytes per block */
+#define BR_TGROUP_BLOCK (4 * BR_TBLOCK_BYTES) /* bytes of one block of a 4-row group */
+
+typedef struct br_ternary_kernels {
+    const char *name;
+    /* out[k] = sum_c w_k[c] x[c] for the 4 rows of the group at codes; xsum = sum_c x[c]. */
+    void (*gemv4)(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum, int32_t *out);
+    /* a group of 4 rows -> one code byte per weight: u + k*ustride holds row k, natural column order */
+    void (*unpack4)(const uint8_t *codes, int blocks, uint8_t *u, size_t ustride);
+    /* acc[t*acc_stride + k] = sum_c w_k[c] x_t[c] for 4 unpacked rows and n_tokens activation rows
+     * x + t*xstride with sums xsum[t] */
+    void (*gemm4)(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int blocks, const int32_t *xsum,
+                  int32_t *acc, size_t acc_stride);
+} br_ternary_kernels;
+
+const br_ternary_kernels *br_ternary_kernels_scalar(void);
+/* NULL when the compiler cannot build them; the caller still checks the CPU (cpu_features.h). */
+const br_ternary_kernels *br_ternary_kernels_avx2(void);
+const br_ternary_kernels *br_ternary_kernels_avx512(void);
+
+#endif
