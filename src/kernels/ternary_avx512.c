@@ -8,6 +8,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include <string.h>
 
 /* Bytes ahead of the current group block to prefetch: the stream prefetcher alone leaves a core
  * at about half the read bandwidth it can reach. */
@@ -80,60 +81,53 @@ AVX512 static void unpack4_avx512(const uint8_t *codes, int blocks, uint8_t *u, 
         }
 }
 
-/* Tiles of 4 rows x 4 tokens: 8 loads feed 16 vpdpbusd per 64 columns. */
+/* One token's row of the 4x4 tile: acc r_i += w_i . x for the 4 rows. */
+#define TILE_TOKEN(a0, a1, a2, a3, xp)                                                                                                 \
+    do {                                                                                                                               \
+        const __m512i xv = _mm512_loadu_si512((xp) + o);                                                                              \
+        a0 = _mm512_dpbusd_epi32(a0, w0, xv);                                                                                          \
+        a1 = _mm512_dpbusd_epi32(a1, w1, xv);                                                                                          \
+        a2 = _mm512_dpbusd_epi32(a2, w2, xv);                                                                                          \
+        a3 = _mm512_dpbusd_epi32(a3, w3, xv);                                                                                          \
+    } while (0)
+
+/* Tiles of 4 rows x 4 tokens: 8 loads feed 16 vpdpbusd per 64 columns. The accumulators are named
+ * one by one: as an array, gcc spills and shuffles them. */
 AVX512 static void gemm4_avx512(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int blocks, const int32_t *xsum,
                                 int32_t *acc, size_t acc_stride) {
-    const int nv = blocks * (BR_TBLOCK / 64);
+    const size_t n = (size_t)blocks * BR_TBLOCK;
+    const uint8_t *u0 = u, *u1 = u + ustride, *u2 = u + 2 * ustride, *u3 = u + 3 * ustride;
     int t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
-        __m512i a[16]; /* a[4*token + row] */
-        for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_si512();
+        __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        __m512i c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
         const int8_t *x0 = x + t * xstride, *x1 = x0 + xstride, *x2 = x1 + xstride, *x3 = x2 + xstride;
-        for (int v = 0; v < nv; v++) {
-            const size_t o = (size_t)v * 64;
-            const __m512i w0 = _mm512_loadu_si512(u + o), w1 = _mm512_loadu_si512(u + ustride + o), w2 = _mm512_loadu_si512(u + 2 * ustride + o),
-                          w3 = _mm512_loadu_si512(u + 3 * ustride + o);
-            __m512i xv = _mm512_loadu_si512(x0 + o);
-            a[0] = _mm512_dpbusd_epi32(a[0], w0, xv);
-            a[1] = _mm512_dpbusd_epi32(a[1], w1, xv);
-            a[2] = _mm512_dpbusd_epi32(a[2], w2, xv);
-            a[3] = _mm512_dpbusd_epi32(a[3], w3, xv);
-            xv = _mm512_loadu_si512(x1 + o);
-            a[4] = _mm512_dpbusd_epi32(a[4], w0, xv);
-            a[5] = _mm512_dpbusd_epi32(a[5], w1, xv);
-            a[6] = _mm512_dpbusd_epi32(a[6], w2, xv);
-            a[7] = _mm512_dpbusd_epi32(a[7], w3, xv);
-            xv = _mm512_loadu_si512(x2 + o);
-            a[8] = _mm512_dpbusd_epi32(a[8], w0, xv);
-            a[9] = _mm512_dpbusd_epi32(a[9], w1, xv);
-            a[10] = _mm512_dpbusd_epi32(a[10], w2, xv);
-            a[11] = _mm512_dpbusd_epi32(a[11], w3, xv);
-            xv = _mm512_loadu_si512(x3 + o);
-            a[12] = _mm512_dpbusd_epi32(a[12], w0, xv);
-            a[13] = _mm512_dpbusd_epi32(a[13], w1, xv);
-            a[14] = _mm512_dpbusd_epi32(a[14], w2, xv);
-            a[15] = _mm512_dpbusd_epi32(a[15], w3, xv);
+        for (size_t o = 0; o < n; o += 64) {
+            const __m512i w0 = _mm512_load_si512(u0 + o), w1 = _mm512_load_si512(u1 + o), w2 = _mm512_load_si512(u2 + o), w3 = _mm512_load_si512(u3 + o);
+            TILE_TOKEN(c00, c01, c02, c03, x0);
+            TILE_TOKEN(c10, c11, c12, c13, x1);
+            TILE_TOKEN(c20, c21, c22, c23, x2);
+            TILE_TOKEN(c30, c31, c32, c33, x3);
         }
-        int32_t sums[16];
-        _mm512_storeu_si512(sums, reduce16(a));
-        for (int tt = 0; tt < 4; tt++)
-            for (int k = 0; k < 4; k++) acc[(t + tt) * acc_stride + k] = sums[4 * tt + k] - xsum[t + tt];
+        const __m512i v[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
+        const __m512i sums = _mm512_sub_epi32(reduce16(v), _mm512_set_epi32(xsum[t + 3], xsum[t + 3], xsum[t + 3], xsum[t + 3], xsum[t + 2], xsum[t + 2],
+                                                                              xsum[t + 2], xsum[t + 2], xsum[t + 1], xsum[t + 1], xsum[t + 1], xsum[t + 1],
+                                                                              xsum[t], xsum[t], xsum[t], xsum[t]));
+        int32_t lanes[16];
+        _mm512_storeu_si512(lanes, sums);
+        for (int tt = 0; tt < 4; tt++) memcpy(acc + (t + tt) * acc_stride, lanes + 4 * tt, 4 * sizeof(int32_t));
     }
     for (; t < n_tokens; t++) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
         const int8_t *xt = x + t * xstride;
-        for (int v = 0; v < nv; v++) {
-            const size_t o = (size_t)v * 64;
-            const __m512i xv = _mm512_loadu_si512(xt + o);
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(u + o), xv);
-            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(u + ustride + o), xv);
-            a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(u + 2 * ustride + o), xv);
-            a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(u + 3 * ustride + o), xv);
+        for (size_t o = 0; o < n; o += 64) {
+            const __m512i w0 = _mm512_load_si512(u0 + o), w1 = _mm512_load_si512(u1 + o), w2 = _mm512_load_si512(u2 + o), w3 = _mm512_load_si512(u3 + o);
+            TILE_TOKEN(c0, c1, c2, c3, xt);
         }
-        acc[t * acc_stride + 0] = _mm512_reduce_add_epi32(a0) - xsum[t];
-        acc[t * acc_stride + 1] = _mm512_reduce_add_epi32(a1) - xsum[t];
-        acc[t * acc_stride + 2] = _mm512_reduce_add_epi32(a2) - xsum[t];
-        acc[t * acc_stride + 3] = _mm512_reduce_add_epi32(a3) - xsum[t];
+        acc[t * acc_stride + 0] = _mm512_reduce_add_epi32(c0) - xsum[t];
+        acc[t * acc_stride + 1] = _mm512_reduce_add_epi32(c1) - xsum[t];
+        acc[t * acc_stride + 2] = _mm512_reduce_add_epi32(c2) - xsum[t];
+        acc[t * acc_stride + 3] = _mm512_reduce_add_epi32(c3) - xsum[t];
     }
 }
 
