@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hugemem.h"
+
 #define BLOCK BR_TBLOCK
 #define BLOCK_BYTES BR_TBLOCK_BYTES
 #define ALIGN 64
@@ -17,8 +19,20 @@ typedef struct packed_matrix {
     uint8_t *codes; /* rows * blocks_per_row * BLOCK_BYTES */
 } packed_matrix;
 
+/* Packed matrices are carved from large chunks in huge pages, one after another in load order, so a
+ * decode step streams a few contiguous regions; the chunks go when the last matrix is unprepared. */
+#define ARENA_CHUNK ((size_t)64 << 20)
+
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    uint8_t *base;
+    size_t size, used;
+} arena_chunk;
+
 typedef struct cpu_backend {
     br_backend base;
+    arena_chunk *chunks; /* newest first */
+    int live_matrices;
     br_pool *pool;
     br_kernel_kind kind;
     const br_ternary_kernels *k; /* NULL for the reference kind */
@@ -30,13 +44,40 @@ typedef struct cpu_backend {
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+static uint8_t *arena_alloc(cpu_backend *cb, size_t bytes) {
+    bytes = round_up(bytes, ALIGN);
+    arena_chunk *c = cb->chunks;
+    if (!c || c->size - c->used < bytes) {
+        const size_t size = bytes > ARENA_CHUNK ? bytes : ARENA_CHUNK;
+        uint8_t *base = br_huge_alloc(size);
+        if (!base) return NULL;
+        c = br_malloc(sizeof *c);
+        *c = (arena_chunk){cb->chunks, base, size, 0};
+        cb->chunks = c;
+    }
+    uint8_t *p = c->base + c->used;
+    c->used += bytes;
+    cb->live_matrices++;
+    return p;
+}
+
+static void arena_release(cpu_backend *cb) {
+    if (--cb->live_matrices > 0) return;
+    while (cb->chunks) {
+        arena_chunk *next = cb->chunks->next;
+        br_huge_free(cb->chunks->base, cb->chunks->size);
+        free(cb->chunks);
+        cb->chunks = next;
+    }
+}
+
 static int padded_rows(int rows) { return (rows + 3) / 4 * 4; }
 
 static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
     packed_matrix *pm = br_malloc(sizeof *pm);
     pm->blocks_per_row = (m->cols + BLOCK - 1) / BLOCK;
     const size_t row_bytes = (size_t)pm->blocks_per_row * BLOCK_BYTES, bytes = (size_t)padded_rows(m->rows) * row_bytes;
-    pm->codes = aligned_alloc(ALIGN, round_up(bytes, ALIGN));
+    pm->codes = arena_alloc((cpu_backend *)be, bytes);
     if (!pm->codes) {
         free(pm);
         return br_fail(err, "out of memory packing %s", br_proj_names[m->proj]);
@@ -60,7 +101,7 @@ static void cpu_unprepare(br_backend *be, br_ternary_matrix *m) {
     packed_matrix *pm = m->prepared;
     if (pm) {
         ((cpu_backend *)be)->weight_bytes -= (size_t)padded_rows(m->rows) * pm->blocks_per_row * BLOCK_BYTES;
-        free(pm->codes);
+        arena_release((cpu_backend *)be);
         free(pm);
     }
     m->prepared = NULL;
@@ -77,6 +118,7 @@ typedef struct matmul_job {
     const int32_t *xsum;
     int n_tokens;
     const br_ternary_kernels *k;
+    br_steal work; /* over the 4-row groups of all matrices */
 } matmul_job;
 
 /* Rows [r0, r1) of one matrix for every token; r0 is a multiple of 4, and so is r1 unless it is the
@@ -102,20 +144,19 @@ static void matmul_rows(const matmul_job *j, const br_ternary_matrix *m, int32_t
     free(u);
 }
 
-/* A static, contiguous split of the 4-row groups of all matrices: each thread streams one range
- * (measured faster than handing out chunks dynamically, which restarts the prefetch streams). */
 static void matmul_worker(void *ctx, int ith, int nth) {
-    const matmul_job *j = ctx;
+    (void)nth;
+    matmul_job *j = ctx;
     long g0, g1;
-    br_split_range(j->first_group[j->n_mats], ith, nth, &g0, &g1);
-    for (int k = 0; k < j->n_mats && g0 < g1; k++) {
-        const long lo = j->first_group[k], hi = j->first_group[k + 1];
-        if (g1 <= lo || g0 >= hi) continue;
-        const long a = g0 > lo ? g0 : lo, b = g1 < hi ? g1 : hi;
-        int r0 = (int)(a - lo) * 4, r1 = (int)(b - lo) * 4;
-        if (r1 > j->m[k]->rows) r1 = j->m[k]->rows;
-        matmul_rows(j, j->m[k], j->acc[k], r0, r1);
-    }
+    while (br_steal_take(&j->work, ith, &g0, &g1))
+        for (int k = 0; k < j->n_mats; k++) {
+            const long lo = j->first_group[k], hi = j->first_group[k + 1];
+            if (g1 <= lo || g0 >= hi) continue;
+            const long a = g0 > lo ? g0 : lo, b = g1 < hi ? g1 : hi;
+            int r0 = (int)(a - lo) * 4, r1 = (int)(b - lo) * 4;
+            if (r1 > j->m[k]->rows) r1 = j->m[k]->rows;
+            matmul_rows(j, j->m[k], j->acc[k], r0, r1);
+        }
 }
 
 /* Pads and sums the activations once for all matrices of a group (same cols, same layout). */
@@ -165,6 +206,9 @@ static void cpu_matmul_group(br_backend *be, const br_ternary_matrix *const *ms,
         job.first_group[k + 1] = job.first_group[k] + (ms[k]->rows + 3) / 4;
         work += (long)ms[k]->rows * ms[k]->cols;
     }
+    /* chunks of 8 groups (32 rows: the int32 results of a chunk fill whole cache lines, so two
+     * threads rarely write one line); batches take one group at a time, they are long enough */
+    br_steal_init(&job.work, job.first_group[n], br_pool_size(cb->pool), n_tokens >= 4 ? 1 : 8);
     if (work * n_tokens < (1L << 17)) matmul_worker(&job, 0, 1); /* too small to share */
     else br_pool_run(cb->pool, matmul_worker, &job);
 }
@@ -175,6 +219,8 @@ static void cpu_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t 
 
 static void cpu_destroy(br_backend *be) {
     cpu_backend *cb = (cpu_backend *)be;
+    cb->live_matrices = 1;
+    arena_release(cb); /* whatever was never unprepared */
     free(cb->xpad);
     free(cb->xsum);
     free(cb);

@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 #include "util/half.h"
+#include "util/hugemem.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -22,6 +23,13 @@ int br_head_kind_from_name(const char *s, br_head_kind *out) {
 
 const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" : k == BR_HEAD_Q8 ? "q8" : "q4"; }
 
+static size_t code_bytes(const br_head *h) { return (size_t)h->rows * h->blocks * (h->kind == BR_HEAD_Q8 ? 32 : 16); }
+
+static void *huge_or_die(size_t bytes) {
+    void *p = br_huge_alloc(bytes);
+    return p ? p : br_out_of_memory(bytes);
+}
+
 void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind) {
     memset(h, 0, sizeof *h);
     h->kind = kind;
@@ -33,9 +41,9 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
         h->f32 = w;
         return;
     }
-    h->scales = br_malloc(sizeof(uint16_t) * (size_t)rows * h->blocks);
-    if (kind == BR_HEAD_Q8) h->q8 = br_calloc((size_t)rows * h->blocks * 32, 1);
-    else h->q4 = br_calloc((size_t)rows * h->blocks * 16, 1);
+    h->scales = huge_or_die(sizeof(uint16_t) * (size_t)rows * h->blocks);
+    if (kind == BR_HEAD_Q8) h->q8 = huge_or_die(code_bytes(h));
+    else h->q4 = huge_or_die(code_bytes(h));
     const float qmax = kind == BR_HEAD_Q8 ? 127.0f : 7.0f;
     for (int r = 0; r < rows; r++)
         for (int b = 0; b < h->blocks; b++) {
@@ -62,9 +70,10 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
 }
 
 void br_head_free(br_head *h) {
-    free(h->q8);
-    free(h->q4);
-    free(h->scales);
+    if (h->kind != BR_HEAD_F32) {
+        br_huge_free(h->kind == BR_HEAD_Q8 ? (void *)h->q8 : (void *)h->q4, code_bytes(h));
+        br_huge_free(h->scales, sizeof(uint16_t) * (size_t)h->rows * h->blocks);
+    }
     memset(h, 0, sizeof *h);
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernels/cpu_features.h"
 #include "util/error.h"
+#include "util/hugemem.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -61,7 +62,7 @@ static double now(void) {
 
 double br_measure_read_bandwidth(br_pool *pool, size_t bytes, int reps) {
     bytes = bytes / 4096 * 4096;
-    uint8_t *buf = aligned_alloc(4096, bytes);
+    uint8_t *buf = br_huge_alloc(bytes); /* the same kind of pages the packed weights get */
     if (!buf) return 0;
     for (size_t i = 0; i < bytes; i += 64) buf[i] = (uint8_t)i; /* touch every page */
     memset(buf, 1, bytes);
@@ -76,6 +77,6 @@ double br_measure_read_bandwidth(br_pool *pool, size_t bytes, int reps) {
         double dt = now() - t0;
         if (dt > 0 && bytes / dt / 1e9 > best) best = (double)bytes / dt / 1e9;
     }
-    free(buf);
+    br_huge_free(buf, bytes);
     return best;
 }

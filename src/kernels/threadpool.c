@@ -130,6 +130,31 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
     }
 }
 
+void br_steal_init(br_steal *s, long total, int n_threads, long chunk) {
+    s->n = n_threads < 1 ? 1 : n_threads > BR_STEAL_MAX ? BR_STEAL_MAX : n_threads;
+    s->chunk = chunk < 1 ? 1 : chunk;
+    for (int i = 0; i < s->n; i++) {
+        long b, e;
+        br_split_range(total, i, s->n, &b, &e);
+        atomic_init(&s->part[i].next, b);
+        s->part[i].end = e;
+    }
+}
+
+int br_steal_take(br_steal *s, int ith, long *begin, long *end) {
+    for (int k = 0; k < s->n; k++) {
+        const int p = (ith + k) % s->n;
+        const long e = s->part[p].end;
+        if (atomic_load_explicit(&s->part[p].next, memory_order_relaxed) >= e) continue;
+        const long b = atomic_fetch_add_explicit(&s->part[p].next, s->chunk, memory_order_relaxed);
+        if (b >= e) continue;
+        *begin = b;
+        *end = b + s->chunk < e ? b + s->chunk : e;
+        return 1;
+    }
+    return 0;
+}
+
 void br_split_range(long n, int ith, int nth, long *begin, long *end) {
     long per = n / nth, rem = n % nth;
     *begin = ith * per + (ith < rem ? ith : rem);

@@ -4,6 +4,8 @@
 #ifndef BR_THREADPOOL_H
 #define BR_THREADPOOL_H
 
+#include <stdatomic.h>
+
 typedef void (*br_pool_fn)(void *ctx, int ith, int nth);
 
 typedef struct br_pool br_pool;
@@ -12,6 +14,24 @@ br_pool *br_pool_create(int n_threads);
 void br_pool_destroy(br_pool *pool);
 int br_pool_size(const br_pool *pool);
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx);
+
+/* Static split with stealing: thread i owns the i-th contiguous part of [0, total) and walks it in
+ * chunks (one sequential stream, as a static split); a thread done with its part takes chunks from
+ * the parts of the others, so a thread slowed down (by its memory traffic, a neighbour process)
+ * does not hold everyone at the join. */
+#define BR_STEAL_MAX 64
+typedef struct br_steal {
+    struct {
+        _Alignas(64) atomic_long next;
+        long end;
+    } part[BR_STEAL_MAX];
+    int n;
+    long chunk;
+} br_steal;
+
+void br_steal_init(br_steal *s, long total, int n_threads, long chunk);
+/* the next chunk [*begin, *end) for thread ith; 0 when all parts are done */
+int br_steal_take(br_steal *s, int ith, long *begin, long *end);
 
 /* Splits [0, n) into nth contiguous ranges; range ith is [*begin, *end). */
 void br_split_range(long n, int ith, int nth, long *begin, long *end);

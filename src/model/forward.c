@@ -6,6 +6,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/quant.h"
+#include "util/hugemem.h"
 
 #define MAX_BATCH 128
 
@@ -52,6 +53,17 @@ static void axpy_f32(float *y, float w, const float *x, int n) {
 }
 
 
+static size_t kv_bytes(const br_session *s) {
+    const br_config *c = &s->model->cfg;
+    return (size_t)c->n_layers * s->max_seq * c->n_kv_heads * c->head_dim * sizeof(float);
+}
+
+/* huge pages: a decode step reads every layer's keys and values, spread over many 4 KiB pages */
+static float *kv_alloc(const br_session *s) {
+    float *p = br_huge_alloc(kv_bytes(s));
+    return p ? p : br_out_of_memory(kv_bytes(s));
+}
+
 int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err) {
     memset(s, 0, sizeof *s);
     const br_config *c = &m->cfg;
@@ -65,8 +77,8 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     size_t widest = (size_t)c->dim;
     if (q_dim > widest) widest = q_dim;
     if ((size_t)c->ffn_dim > widest) widest = (size_t)c->ffn_dim;
-    s->k_cache = br_calloc((size_t)c->n_layers * s->max_seq * kv_dim, sizeof(float));
-    s->v_cache = br_calloc((size_t)c->n_layers * s->max_seq * kv_dim, sizeof(float));
+    s->k_cache = kv_alloc(s);
+    s->v_cache = kv_alloc(s);
     s->x = br_malloc(B * c->dim * sizeof(float));
     s->xb = br_malloc(B * widest * sizeof(float));
     s->q = br_malloc(B * q_dim * sizeof(float));
@@ -97,7 +109,11 @@ void br_session_free(br_session *s) {
     if (s->model && s->backend && s->backend->unprepare)
         for (int l = 0; l < s->model->cfg.n_layers; l++)
             for (int k = 0; k < BR_PROJ_COUNT; k++) s->backend->unprepare(s->backend, &s->model->layers[l].proj[k].m);
-    float *bufs[] = {s->k_cache, s->v_cache, s->x, s->xb, s->q, s->k, s->v, s->attn, s->hb, s->hb2, s->y, s->scores, s->xs, s->rope_inv_freq};
+    if (s->model) {
+        br_huge_free(s->k_cache, kv_bytes(s));
+        br_huge_free(s->v_cache, kv_bytes(s));
+    }
+    float *bufs[] = {s->x, s->xb, s->q, s->k, s->v, s->attn, s->hb, s->hb2, s->y, s->scores, s->xs, s->rope_inv_freq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->xq);
     free(s->acc);
@@ -198,6 +214,14 @@ static void rope(const br_session *s, float *v, int n_heads, int pos) {
     }
 }
 
+/* The KV cache is [layer][kv_head][position][head_dim]: one head's keys are contiguous, so the
+ * score loop streams them (position-major, consecutive keys of a head were kv_dim floats apart:
+ * a new page per key, and after the weights swept the caches every read was a DRAM miss). */
+static size_t kv_offset(const br_session *s, int layer, int kv_head, int pos) {
+    const br_config *c = &s->model->cfg;
+    return (((size_t)layer * c->n_kv_heads + kv_head) * s->max_seq + pos) * c->head_dim;
+}
+
 typedef struct attn_job {
     br_session *s;
     int layer, T;
@@ -207,9 +231,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
     br_session *s = j->s;
     const br_config *c = &s->model->cfg;
-    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
-    const float *kc = s->k_cache + (size_t)j->layer * s->max_seq * kv_dim;
-    const float *vc = s->v_cache + (size_t)j->layer * s->max_seq * kv_dim;
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     float *sc = s->scores + (size_t)ith * s->max_seq;
     const float inv_sqrt = 1.0f / sqrtf((float)hd);
     long b, e;
@@ -217,9 +239,10 @@ static void attention_worker(void *ctx, int ith, int nth) {
     for (long idx = b; idx < e; idx++) {
         const int t = (int)(idx / c->n_heads), h = (int)(idx % c->n_heads), p = s->pos + t, kvh = h / group;
         const float *q = s->q + (size_t)t * q_dim + h * hd;
+        const float *kc = s->k_cache + kv_offset(s, j->layer, kvh, 0), *vc = s->v_cache + kv_offset(s, j->layer, kvh, 0);
         float mx = -INFINITY;
         for (int i = 0; i <= p; i++) {
-            sc[i] = dot_f32(q, kc + (size_t)i * kv_dim + kvh * hd, hd) * inv_sqrt;
+            sc[i] = dot_f32(q, kc + (size_t)i * hd, hd) * inv_sqrt;
             if (sc[i] > mx) mx = sc[i];
         }
         float sum = 0;
@@ -230,7 +253,7 @@ static void attention_worker(void *ctx, int ith, int nth) {
         float *out = s->attn + (size_t)t * q_dim + h * hd;
         memset(out, 0, sizeof(float) * hd);
         for (int i = 0; i <= p; i++) {
-            axpy_f32(out, sc[i] / sum, vc + (size_t)i * kv_dim + kvh * hd, hd);
+            axpy_f32(out, sc[i] / sum, vc + (size_t)i * hd, hd);
         }
     }
 }
@@ -260,9 +283,11 @@ static void layer_forward(br_session *s, int l, int T) {
         const int p = s->pos + t;
         rope(s, s->q + (size_t)t * q_dim, c->n_heads, p);
         rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, p);
-        const size_t off = ((size_t)l * s->max_seq + p) * kv_dim;
-        memcpy(s->k_cache + off, s->k + (size_t)t * kv_dim, kv_dim * sizeof(float));
-        memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim, kv_dim * sizeof(float));
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            const size_t off = kv_offset(s, l, h, p);
+            memcpy(s->k_cache + off, s->k + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
+            memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
+        }
     }
     attn_job aj = {s, l, T};
     if ((long)T * (s->pos + T) * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);

@@ -18,7 +18,7 @@ typedef struct br_session {
     br_pool *pool;
     int max_seq, max_batch;
     int pos; /* tokens in the KV cache */
-    float *k_cache, *v_cache; /* [layers][max_seq][kv_dim] */
+    float *k_cache, *v_cache; /* [layers][kv_heads][max_seq][head_dim] */
     float *rope_inv_freq;
     /* scratch for max_batch tokens */
     float *x, *xb, *q, *k, *v, *attn, *hb, *hb2, *y, *scores;

@@ -33,26 +33,26 @@ int br_fail_prefix(br_error *e, const char *prefix) {
     return -1;
 }
 
-static void out_of_memory(size_t n) {
+void *br_out_of_memory(size_t n) {
     fprintf(stderr, "bitrom: error: out of memory allocating %zu bytes\n", n);
     exit(3);
 }
 
 void *br_malloc(size_t n) {
     void *p = malloc(n ? n : 1);
-    if (!p) out_of_memory(n);
+    if (!p) br_out_of_memory(n);
     return p;
 }
 
 void *br_calloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) out_of_memory(n * size);
+    if (!p) br_out_of_memory(n * size);
     return p;
 }
 
 void *br_realloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
-    if (!q) out_of_memory(n);
+    if (!q) br_out_of_memory(n);
     return q;
 }
 

@@ -23,6 +23,8 @@ int br_fail_prefix(br_error *e, const char *prefix);
 
 /* Allocation helpers that abort with a message on out-of-memory: an allocation failure of
  * model-sized buffers is not recoverable in a CLI, and hiding it would lose the cause. */
+/* Prints the one-line error and exits with status 3 (what br_malloc does when memory is out). */
+void *br_out_of_memory(size_t n);
 void *br_malloc(size_t n);
 void *br_calloc(size_t n, size_t size);
 void *br_realloc(void *p, size_t n);
