@@ -43,7 +43,7 @@ static uint32_t rnd(void) {
 }
 
 void test_kernels_match_reference(void) {
-    const int shapes[][3] = {{1, 1, 1}, {5, 127, 3}, {4, 128, 1}, {17, 129, 5}, {64, 256, 64}, {33, 1000, 2}, {8, 385, 70}, {12, 6912, 9}, {4, 2560, 130}, {7, 513, 4}};
+    const int shapes[][3] = {{1, 1, 1}, {5, 127, 3}, {4, 128, 1}, {17, 129, 5}, {64, 256, 64}, {33, 1000, 2}, {8, 385, 70}, {12, 6912, 9}, {4, 2560, 130}, {7, 513, 4}, {9, 320, 5}, {5, 641, 1}};
     br_pool *pool = br_pool_create(2);
     br_kernel_kind kinds[] = {BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_AVX512};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -54,13 +54,15 @@ void test_kernels_match_reference(void) {
         for (int i = 0; i < T * cols; i++) x[i] = (int8_t)(rnd() % 256 - 128); /* includes -128 */
         int32_t *ref = br_malloc(sizeof(int32_t) * (size_t)T * rows), *got = br_malloc(sizeof(int32_t) * (size_t)T * rows);
         br_ternary_matmul_reference(&m, x, T, ref);
-        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-            if (!br_cpu_kernel_available(kinds[k])) continue; /* this CPU cannot run it */
-            br_backend *be = br_cpu_backend_create(pool, kinds[k]);
+        for (size_t k = 0; k < 2 * sizeof kinds / sizeof kinds[0]; k++) {
+            const br_kernel_kind kind = kinds[k / 2];
+            if (!br_cpu_kernel_available(kind)) continue; /* this CPU cannot run it */
+            br_backend *be = br_cpu_backend_create(pool, kind);
+            br_cpu_backend_set_layout(be, k % 2 ? BR_LAYOUT_BASE3 : BR_LAYOUT_2BIT);
             br_error e;
             CHECK(be->prepare(be, &m, &e) == 0);
             be->matmul(be, &m, x, T, 0, got);
-            CHECKF(memcmp(ref, got, sizeof(int32_t) * (size_t)T * rows) == 0, "%s %dx%d T=%d", br_cpu_kernel_name(be), rows, cols, T);
+            CHECKF(memcmp(ref, got, sizeof(int32_t) * (size_t)T * rows) == 0, "%s %s %dx%d T=%d", br_cpu_kernel_name(be), br_weight_layout_name(be), rows, cols, T);
             be->unprepare(be, &m);
             be->destroy(be);
         }

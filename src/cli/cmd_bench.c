@@ -73,20 +73,22 @@ int cmd_bench(const cli_opts *o) {
         cli_error(err.msg);
     } else {
         const double ppm = median(pp, reps), tgm = median(tg, reps);
-        const double wbytes = strcmp(e.backend->name, "cpu") == 0 ? (double)br_cpu_backend_weight_bytes(e.backend) : 0;
+        const int is_cpu = strcmp(e.backend->name, "cpu") == 0;
+        const double wbytes = is_cpu ? (double)br_cpu_backend_weight_bytes(e.backend) : 0;
         const double hbytes = (double)br_head_bytes(&e.session.head);
         const double per_token = wbytes + hbytes, gbs = per_token * tgm / 1e9;
         if (o->json_flag) {
-            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"kernel\": \"%s\", \"head\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
+            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"kernel\": \"%s\", \"layout\": \"%s\", \"head\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                    "\"repetitions\": %d, \"pp_tokens_per_s\": %.3f, \"tg_tokens_per_s\": %.3f, \"weight_bytes_per_token\": %.0f, "
                    "\"ternary_bytes\": %.0f, \"head_bytes\": %.0f, \"tg_gb_per_s\": %.3f, \"mem_bw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, \"load_s\": %.2f}\n",
-                   o->model, e.backend->name, strcmp(e.backend->name, "cpu") == 0 ? br_cpu_kernel_name(e.backend) : "-", br_head_kind_name(e.session.head.kind),
+                   o->model, e.backend->name, is_cpu ? br_cpu_kernel_name(e.backend) : "-", is_cpu ? br_weight_layout_name(e.backend) : "-",
+                   br_head_kind_name(e.session.head.kind),
                    o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bw, bw > 0 ? gbs / bw : 0, load_s);
         } else {
-            printf("| %-28s | %9s | %6s | %4s | %7s | %14s | %14s | %10s | %8s |\n", "model", "weights", "kernel", "head", "threads", "pp tok/s", "tg tok/s", "tg GB/s",
-                   "% of BW");
-            printf("| %-28.28s | %7.0f MB | %6s | %4s | %7d | %14.2f | %14.2f | %10.2f | %7.1f%% |\n", o->model, per_token / 1e6,
-                   strcmp(e.backend->name, "cpu") == 0 ? br_cpu_kernel_name(e.backend) : e.backend->name, br_head_kind_name(e.session.head.kind), o->threads,
+            printf("| %-28s | %9s | %10s | %6s | %4s | %7s | %14s | %14s | %10s | %8s |\n", "model", "weights", "kernel", "layout", "head", "threads", "pp tok/s",
+                   "tg tok/s", "tg GB/s", "% of BW");
+            printf("| %-28.28s | %7.0f MB | %10s | %6s | %4s | %7d | %14.2f | %14.2f | %10.2f | %7.1f%% |\n", o->model, per_token / 1e6,
+                   is_cpu ? br_cpu_kernel_name(e.backend) : e.backend->name, is_cpu ? br_weight_layout_name(e.backend) : "-", br_head_kind_name(e.session.head.kind), o->threads,
                    ppm, tgm, gbs, bw > 0 ? 100 * gbs / bw : 0);
             printf("memory read bandwidth measured in this run: %.2f GB/s (%d threads); pp = %d-token prompt, tg = %d decoded tokens, median of %d\n", bw, o->threads,
                    P, N, reps);

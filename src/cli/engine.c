@@ -45,7 +45,14 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
             cli_engine_close(e);
             return -1;
         }
+        br_weight_layout layout;
+        if (br_weight_layout_from_name(o->layout, &layout)) {
+            cli_error("--layout must be 2bit or base3");
+            cli_engine_close(e);
+            return -1;
+        }
         e->backend = br_cpu_backend_create(e->pool, k);
+        br_cpu_backend_set_layout(e->backend, layout);
     } else if (strcmp(be, "chip") == 0) {
         br_hwconfig hw;
         br_hwconfig_default(&hw);

@@ -10,13 +10,13 @@
 
 #include "util/hugemem.h"
 
-#define BLOCK BR_TBLOCK
 #define BLOCK_BYTES BR_TBLOCK_BYTES
 #define ALIGN 64
 
 typedef struct packed_matrix {
     int blocks_per_row;
-    uint8_t *codes; /* rows * blocks_per_row * BLOCK_BYTES */
+    int block_cols; /* BR_TBLOCK (2-bit) or BR_T3BLOCK (base-3) */
+    uint8_t *codes; /* padded rows * blocks_per_row * BLOCK_BYTES */
 } packed_matrix;
 
 /* Packed matrices are carved from large chunks in huge pages, one after another in load order, so a
@@ -36,6 +36,7 @@ typedef struct cpu_backend {
     br_pool *pool;
     br_kernel_kind kind;
     const br_ternary_kernels *k; /* NULL for the reference kind */
+    br_weight_layout layout;
     int8_t *xpad;                /* padded activations, grown on demand */
     int32_t *xsum;
     size_t xpad_cap;
@@ -73,24 +74,51 @@ static void arena_release(cpu_backend *cb) {
 
 static int padded_rows(int rows) { return (rows + 3) / 4 * 4; }
 
+/* The byte holding column c of a row in a block of 64 bytes, and the field of it (2-bit: 4 fields
+ * of 2 bits; base-3: 5 base-3 digits). */
+static size_t field_byte(const packed_matrix *pm, int r, int c) {
+    const size_t row_bytes = (size_t)pm->blocks_per_row * BLOCK_BYTES;
+    return (size_t)(r / 4) * 4 * row_bytes + (size_t)(c / pm->block_cols) * BR_TGROUP_BLOCK + (r % 4) * BLOCK_BYTES + (c % pm->block_cols) % BLOCK_BYTES;
+}
+
+static void pack_2bit(packed_matrix *pm, const br_ternary_matrix *m) {
+    for (int r = 0; r < m->rows; r++)
+        for (int c = 0; c < m->cols; c++) {
+            const int field = (c % BR_TBLOCK) / BLOCK_BYTES;
+            uint8_t *b = &pm->codes[field_byte(pm, r, c)];
+            *b = (uint8_t)((*b & ~(3u << (2 * field))) | ((unsigned)(m->w[(size_t)r * m->cols + c] + 1) << (2 * field)));
+        }
+}
+
+static void pack_base3(packed_matrix *pm, const br_ternary_matrix *m, size_t bytes) {
+    uint8_t *q = br_malloc(bytes); /* the base-3 value of each byte before scaling; padding is code 1 */
+    for (size_t i = 0; i < bytes; i++) q[i] = 121; /* 11111 in base 3 */
+    static const int pow3[5] = {81, 27, 9, 3, 1};
+    for (int r = 0; r < m->rows; r++)
+        for (int c = 0; c < m->cols; c++) {
+            const int field = (c % BR_T3BLOCK) / BLOCK_BYTES;
+            q[field_byte(pm, r, c)] += (uint8_t)(m->w[(size_t)r * m->cols + c] * pow3[field]); /* w = u - 1 */
+        }
+    for (size_t i = 0; i < bytes; i++) pm->codes[i] = (uint8_t)((q[i] * 256 + 242) / 243);
+    free(q);
+}
+
 static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
+    const cpu_backend *cb = (const cpu_backend *)be;
     packed_matrix *pm = br_malloc(sizeof *pm);
-    pm->blocks_per_row = (m->cols + BLOCK - 1) / BLOCK;
+    pm->block_cols = cb->layout == BR_LAYOUT_BASE3 ? BR_T3BLOCK : BR_TBLOCK;
+    pm->blocks_per_row = (m->cols + pm->block_cols - 1) / pm->block_cols;
     const size_t row_bytes = (size_t)pm->blocks_per_row * BLOCK_BYTES, bytes = (size_t)padded_rows(m->rows) * row_bytes;
     pm->codes = arena_alloc((cpu_backend *)be, bytes);
     if (!pm->codes) {
         free(pm);
         return br_fail(err, "out of memory packing %s", br_proj_names[m->proj]);
     }
-    memset(pm->codes, 0x55, bytes); /* code 1 = weight 0 in the padding */
-    for (int r = 0; r < m->rows; r++) {
-        uint8_t *group = pm->codes + (size_t)(r / 4) * 4 * row_bytes;
-        const int8_t *w = m->w + (size_t)r * m->cols;
-        for (int c = 0; c < m->cols; c++) {
-            const int j = c % BLOCK, field = j / BLOCK_BYTES;
-            uint8_t *b = &group[(size_t)(c / BLOCK) * BR_TGROUP_BLOCK + (r % 4) * BLOCK_BYTES + j % BLOCK_BYTES];
-            *b = (uint8_t)((*b & ~(3u << (2 * field))) | ((unsigned)(w[c] + 1) << (2 * field)));
-        }
+    if (cb->layout == BR_LAYOUT_BASE3) {
+        pack_base3(pm, m, bytes);
+    } else {
+        memset(pm->codes, 0x55, bytes); /* code 1 = weight 0 in the padding */
+        pack_2bit(pm, m);
     }
     m->prepared = pm;
     ((cpu_backend *)be)->weight_bytes += bytes;
@@ -114,7 +142,7 @@ typedef struct matmul_job {
     int32_t *acc[MAX_GROUP];
     long first_group[MAX_GROUP + 1]; /* prefix sums of 4-row groups */
     int n_mats;
-    const int8_t *x; /* padded [n_tokens][blocks*BLOCK] */
+    const int8_t *x; /* padded [n_tokens][blocks*block_cols] */
     const int32_t *xsum;
     int n_tokens;
     const br_ternary_kernels *k;
@@ -126,16 +154,17 @@ typedef struct matmul_job {
 static void matmul_rows(const matmul_job *j, const br_ternary_matrix *m, int32_t *acc, int r0, int r1) {
     const packed_matrix *pm = m->prepared;
     const int blocks = pm->blocks_per_row, n_tokens = j->n_tokens;
-    const size_t group_bytes = (size_t)blocks * BR_TGROUP_BLOCK, xstride = (size_t)blocks * BLOCK;
+    const size_t group_bytes = (size_t)blocks * BR_TGROUP_BLOCK, xstride = (size_t)blocks * pm->block_cols;
+    const int base3 = pm->block_cols == BR_T3BLOCK;
     uint8_t *u = n_tokens >= 4 ? aligned_alloc(ALIGN, 4 * xstride) : NULL;
     int32_t tile_small[4 * 4], *tile = n_tokens <= 4 ? tile_small : br_malloc(sizeof(int32_t) * 4 * (size_t)n_tokens);
     for (int r = r0; r < r1; r += 4) {
         const uint8_t *codes = pm->codes + (size_t)(r / 4) * group_bytes;
         if (u) {
-            j->k->unpack4(codes, blocks, u, xstride);
-            j->k->gemm4(u, xstride, j->x, xstride, n_tokens, blocks, j->xsum, tile, 4);
+            (base3 ? j->k->unpack4_b3 : j->k->unpack4)(codes, blocks, u, xstride);
+            j->k->gemm4(u, xstride, j->x, xstride, n_tokens, (int)xstride, j->xsum, tile, 4);
         } else {
-            for (int t = 0; t < n_tokens; t++) j->k->gemv4(codes, j->x + t * xstride, blocks, j->xsum[t], &tile[4 * t]);
+            for (int t = 0; t < n_tokens; t++) (base3 ? j->k->gemv4_b3 : j->k->gemv4)(codes, j->x + t * xstride, blocks, j->xsum[t], &tile[4 * t]);
         }
         const int n = r1 - r < 4 ? r1 - r : 4; /* the padding rows of the last group are dropped */
         for (int t = 0; t < n_tokens; t++) memcpy(&acc[(size_t)t * m->rows + r], &tile[4 * t], (size_t)n * sizeof(int32_t));
@@ -162,7 +191,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 /* Pads and sums the activations once for all matrices of a group (same cols, same layout). */
 static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x, int n_tokens) {
     const packed_matrix *pm = m->prepared;
-    size_t stride = (size_t)pm->blocks_per_row * BLOCK, need = stride * (size_t)n_tokens;
+    size_t stride = (size_t)pm->blocks_per_row * pm->block_cols, need = stride * (size_t)n_tokens;
     if (need > cb->xpad_cap) {
         free(cb->xpad);
         cb->xpad = aligned_alloc(ALIGN, round_up(need, ALIGN));
@@ -171,7 +200,7 @@ static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x,
             return -1;
         }
         cb->xpad_cap = need;
-        cb->xsum = br_realloc(cb->xsum, need / BLOCK * sizeof(int32_t));
+        cb->xsum = br_realloc(cb->xsum, (size_t)n_tokens * sizeof(int32_t));
     }
     for (int t = 0; t < n_tokens; t++) {
         int8_t *dst = cb->xpad + t * stride;
@@ -260,6 +289,17 @@ br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind) {
 }
 
 size_t br_cpu_backend_weight_bytes(const br_backend *be) { return ((const cpu_backend *)be)->weight_bytes; }
+
+void br_cpu_backend_set_layout(br_backend *be, br_weight_layout layout) { ((cpu_backend *)be)->layout = layout; }
+
+int br_weight_layout_from_name(const char *s, br_weight_layout *out) {
+    if (!s || strcmp(s, "2bit") == 0) *out = BR_LAYOUT_2BIT;
+    else if (strcmp(s, "base3") == 0) *out = BR_LAYOUT_BASE3;
+    else return -1;
+    return 0;
+}
+
+const char *br_weight_layout_name(const br_backend *be) { return ((const cpu_backend *)be)->layout == BR_LAYOUT_BASE3 ? "base3" : "2bit"; }
 
 const char *br_cpu_kernel_name(const br_backend *be) {
     const cpu_backend *cb = (const cpu_backend *)be;

@@ -67,12 +67,52 @@ AVX2 static void unpack4_avx2(const uint8_t *codes, int blocks, uint8_t *u, size
         }
 }
 
+/* Base-3 layout (ternary_kernels.h): u = [y >= 86] + [y >= 171] from unsigned compares (max+cmpeq
+ * gives -1 where true), then y = 3y mod 256. */
+AVX2 static inline __m256i b3_digit(__m256i y, __m256i c86, __m256i c171) {
+    const __m256i ge86 = _mm256_cmpeq_epi8(_mm256_max_epu8(y, c86), y), ge171 = _mm256_cmpeq_epi8(_mm256_max_epu8(y, c171), y);
+    return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge86), ge171);
+}
+
+AVX2 static inline __m256i b3_next(__m256i y) { return _mm256_add_epi8(_mm256_add_epi8(y, y), y); }
+
+AVX2 static void gemv4_b3_avx2(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum, int32_t *out) {
+    const __m256i c86 = _mm256_set1_epi8(86), c171 = _mm256_set1_epi8((char)171), ones = _mm256_set1_epi16(1);
+    __m256i a[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int c = 0; c < 2 * blocks; c++) {
+        const int8_t *xh = x + (size_t)(c >> 1) * BR_T3BLOCK + (c & 1) * 32;
+        for (int r = 0; r < 4; r++) {
+            __m256i y = _mm256_load_si256((const __m256i *)(codes + (size_t)(c >> 1) * BR_TGROUP_BLOCK + r * BR_TBLOCK_BYTES + (c & 1) * 32));
+            __m256i s = _mm256_setzero_si256(); /* 5 products of at most 2*2*128 in magnitude per lane: fits int16 */
+            for (int f = 0; f < 5; f++) {
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(b3_digit(y, c86, c171), _mm256_loadu_si256((const __m256i *)(xh + 64 * f))));
+                y = b3_next(y);
+            }
+            a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(s, ones));
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum_epi32(a[r]) - xsum;
+}
+
+AVX2 static void unpack4_b3_avx2(const uint8_t *codes, int blocks, uint8_t *u, size_t ustride) {
+    const __m256i c86 = _mm256_set1_epi8(86), c171 = _mm256_set1_epi8((char)171);
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < 2 * blocks; c++) {
+            __m256i y = _mm256_load_si256((const __m256i *)(codes + (size_t)(c >> 1) * BR_TGROUP_BLOCK + k * BR_TBLOCK_BYTES + (c & 1) * 32));
+            uint8_t *d = u + k * ustride + (size_t)(c >> 1) * BR_T3BLOCK + (c & 1) * 32;
+            for (int f = 0; f < 5; f++) {
+                _mm256_storeu_si256((__m256i *)(d + 64 * f), b3_digit(y, c86, c171));
+                y = b3_next(y);
+            }
+        }
+}
+
 /* Two tokens per pass: each weight vector loaded once serves 4 rows x 2 tokens. Each maddubs lane
  * is at most 2*2*128 = 512 in magnitude: 16 vectors fit int16 before widening. */
-AVX2 static void gemm4x2_avx2(const uint8_t *u, size_t ustride, const int8_t *xa, const int8_t *xb, int blocks, int32_t *tot) {
+AVX2 static void gemm4x2_avx2(const uint8_t *u, size_t ustride, const int8_t *xa, const int8_t *xb, int cols, int32_t *tot) {
     const __m256i ones = _mm256_set1_epi16(1);
     const uint8_t *u0 = u, *u1 = u + ustride, *u2 = u + 2 * ustride, *u3 = u + 3 * ustride;
-    const int nv = blocks * (BR_TBLOCK / 32);
+    const int nv = cols / 32;
     __m256i t0 = _mm256_setzero_si256(), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0;
     for (int v = 0; v < nv;) {
         const int end = nv - v < 16 ? nv : v + 16;
@@ -111,12 +151,12 @@ AVX2 static void gemm4x2_avx2(const uint8_t *u, size_t ustride, const int8_t *xa
     tot[7] = hsum_epi32(t7);
 }
 
-AVX2 static void gemm4_avx2(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int blocks, const int32_t *xsum,
+AVX2 static void gemm4_avx2(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int cols, const int32_t *xsum,
                             int32_t *acc, size_t acc_stride) {
     for (int t = 0; t < n_tokens; t += 2) {
         const int8_t *xa = x + t * xstride, *xb = t + 1 < n_tokens ? xa + xstride : xa; /* odd tail: the last token twice */
         int32_t tot[8];
-        gemm4x2_avx2(u, ustride, xa, xb, blocks, tot);
+        gemm4x2_avx2(u, ustride, xa, xb, cols, tot);
         for (int k = 0; k < 4; k++) acc[t * acc_stride + k] = tot[k] - xsum[t];
         if (t + 1 < n_tokens)
             for (int k = 0; k < 4; k++) acc[(t + 1) * acc_stride + k] = tot[4 + k] - xsum[t + 1];
@@ -124,7 +164,7 @@ AVX2 static void gemm4_avx2(const uint8_t *u, size_t ustride, const int8_t *x, s
 }
 
 const br_ternary_kernels *br_ternary_kernels_avx2(void) {
-    static const br_ternary_kernels k = {"avx2", gemv4_avx2, unpack4_avx2, gemm4_avx2};
+    static const br_ternary_kernels k = {"avx2", gemv4_avx2, unpack4_avx2, gemv4_b3_avx2, unpack4_b3_avx2, gemm4_avx2};
     return &k;
 }
 #else

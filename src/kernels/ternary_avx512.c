@@ -81,6 +81,54 @@ AVX512 static void unpack4_avx512(const uint8_t *codes, int blocks, uint8_t *u, 
         }
 }
 
+/* Base-3 layout: the code of field k from y_k (ternary_kernels.h), then y_(k+1) = 3 y_k mod 256. */
+#define B3_DIGIT(y) _mm512_mask_mov_epi8(_mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(y, c86), one), _mm512_cmpge_epu8_mask(y, c171), two)
+#define B3_NEXT(y) _mm512_add_epi8(_mm512_add_epi8(y, y), y)
+#define B3_CONSTS                                                                                                                      \
+    const __m512i c86 = _mm512_set1_epi8(86), c171 = _mm512_set1_epi8((char)171), one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2)
+
+AVX512 static void gemv4_b3_avx512(const uint8_t *codes, const int8_t *x, int blocks, int32_t xsum, int32_t *out) {
+    B3_CONSTS;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int b = 0; b < blocks; b++) {
+        const int8_t *xb = x + (size_t)b * BR_T3BLOCK;
+        const uint8_t *q = codes + (size_t)b * BR_TGROUP_BLOCK;
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 128), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 192), _MM_HINT_T0);
+        __m512i y0 = _mm512_load_si512(q), y1 = _mm512_load_si512(q + 64), y2 = _mm512_load_si512(q + 128), y3 = _mm512_load_si512(q + 192);
+        for (int f = 0; f < 5; f++) {
+            const __m512i xv = _mm512_loadu_si512(xb + 64 * f);
+            a0 = _mm512_dpbusd_epi32(a0, B3_DIGIT(y0), xv);
+            a1 = _mm512_dpbusd_epi32(a1, B3_DIGIT(y1), xv);
+            a2 = _mm512_dpbusd_epi32(a2, B3_DIGIT(y2), xv);
+            a3 = _mm512_dpbusd_epi32(a3, B3_DIGIT(y3), xv);
+            y0 = B3_NEXT(y0);
+            y1 = B3_NEXT(y1);
+            y2 = B3_NEXT(y2);
+            y3 = B3_NEXT(y3);
+        }
+    }
+    out[0] = _mm512_reduce_add_epi32(a0) - xsum;
+    out[1] = _mm512_reduce_add_epi32(a1) - xsum;
+    out[2] = _mm512_reduce_add_epi32(a2) - xsum;
+    out[3] = _mm512_reduce_add_epi32(a3) - xsum;
+}
+
+AVX512 static void unpack4_b3_avx512(const uint8_t *codes, int blocks, uint8_t *u, size_t ustride) {
+    B3_CONSTS;
+    for (int k = 0; k < 4; k++)
+        for (int b = 0; b < blocks; b++) {
+            __m512i y = _mm512_load_si512(codes + (size_t)b * BR_TGROUP_BLOCK + k * BR_TBLOCK_BYTES);
+            uint8_t *d = u + k * ustride + (size_t)b * BR_T3BLOCK;
+            for (int f = 0; f < 5; f++) {
+                _mm512_storeu_si512(d + 64 * f, B3_DIGIT(y));
+                y = B3_NEXT(y);
+            }
+        }
+}
+
 /* One token's row of the 4x4 tile: acc r_i += w_i . x for the 4 rows. */
 #define TILE_TOKEN(a0, a1, a2, a3, xp)                                                                                                 \
     do {                                                                                                                               \
@@ -93,9 +141,9 @@ AVX512 static void unpack4_avx512(const uint8_t *codes, int blocks, uint8_t *u, 
 
 /* Tiles of 4 rows x 4 tokens: 8 loads feed 16 vpdpbusd per 64 columns. The accumulators are named
  * one by one: as an array, gcc spills and shuffles them. */
-AVX512 static void gemm4_avx512(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int blocks, const int32_t *xsum,
+AVX512 static void gemm4_avx512(const uint8_t *u, size_t ustride, const int8_t *x, size_t xstride, int n_tokens, int cols, const int32_t *xsum,
                                 int32_t *acc, size_t acc_stride) {
-    const size_t n = (size_t)blocks * BR_TBLOCK;
+    const size_t n = (size_t)cols;
     const uint8_t *u0 = u, *u1 = u + ustride, *u2 = u + 2 * ustride, *u3 = u + 3 * ustride;
     int t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
@@ -132,7 +180,7 @@ AVX512 static void gemm4_avx512(const uint8_t *u, size_t ustride, const int8_t *
 }
 
 const br_ternary_kernels *br_ternary_kernels_avx512(void) {
-    static const br_ternary_kernels k = {"avx512vnni", gemv4_avx512, unpack4_avx512, gemm4_avx512};
+    static const br_ternary_kernels k = {"avx512vnni", gemv4_avx512, unpack4_avx512, gemv4_b3_avx512, unpack4_b3_avx512, gemm4_avx512};
     return &k;
 }
 #else
