@@ -163,6 +163,60 @@ void test_golden_logits(void) {
     br_pool_destroy(pool);
 }
 
+/* logits of toks through be: one batch, or one token at a time (the decode kernels) */
+static float *run_logits(br_model *m, br_backend *be, br_pool *pool, const int *toks, int n, int one_by_one) {
+    br_session s;
+    br_error e;
+    float *out = br_malloc((size_t)n * m->cfg.vocab_size * 4);
+    CHECK(br_session_init(&s, m, be, pool, 0, &e) == 0);
+    if (one_by_one)
+        for (int i = 0; i < n; i++) CHECK(br_session_forward(&s, toks + i, 1, out + (size_t)i * m->cfg.vocab_size, 0, &e) == 0);
+    else
+        CHECK(br_session_forward(&s, toks, n, out, 1, &e) == 0);
+    br_session_free(&s);
+    return out;
+}
+
+void test_fast_path_bit_identical(void) {
+    /* every kernel this CPU runs, in both weight layouts, prefill and decode: the same logits, bit
+     * for bit, as the reference backend (a plain triple loop) on every golden model */
+    br_pool *pool = br_pool_create(2);
+    const br_kernel_kind kinds[] = {BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_AVX512};
+    for (int mi = 0; mi < 3; mi++) {
+        char path[256], meta[256];
+        snprintf(path, sizeof path, "models/%s", golden_models[mi]);
+        snprintf(meta, sizeof meta, "golden/%s/meta.json", golden_models[mi]);
+        br_model m;
+        br_error e;
+        if (br_model_load(&m, asset(path), &e)) {
+            CHECKF(0, "%s", e.msg);
+            continue;
+        }
+        int toks[256];
+        int n = json_int_array(asset(meta), mi == 0 ? "story" : "rand0", "tokens", toks, 256);
+        CHECK(n > 4);
+        const size_t bytes = (size_t)n * m.cfg.vocab_size * 4;
+        for (int one = 0; one < 2; one++) {
+            br_backend *ref_be = br_cpu_backend_create(pool, BR_KERNEL_REFERENCE);
+            float *ref = run_logits(&m, ref_be, pool, toks, n, one);
+            ref_be->destroy(ref_be);
+            for (size_t k = 0; k < 2 * sizeof kinds / sizeof kinds[0]; k++) {
+                if (!br_cpu_kernel_available(kinds[k / 2])) continue;
+                br_backend *be = br_cpu_backend_create(pool, kinds[k / 2]);
+                br_cpu_backend_set_layout(be, k % 2 ? BR_LAYOUT_BASE3 : BR_LAYOUT_2BIT);
+                float *got = run_logits(&m, be, pool, toks, n, one);
+                CHECKF(memcmp(ref, got, bytes) == 0, "%s: %s %s %s differs from the reference", golden_models[mi], br_cpu_kernel_name(be),
+                       br_weight_layout_name(be), one ? "decode" : "prefill");
+                free(got);
+                be->destroy(be);
+            }
+            free(ref);
+        }
+        br_model_free(&m);
+    }
+    br_pool_destroy(pool);
+}
+
 typedef struct collect {
     int ids[64];
     int n;

@@ -125,8 +125,8 @@ int cmd_compare(const cli_opts *o) {
         return 1;
     }
     int rc = 0;
-    if (la != lb || la % ((size_t)vocab * 4) != 0) {
-        cli_error("the two files differ in size or are not [n, vocab] float32");
+    if (la != lb || la % ((size_t)vocab * 4) != 0 || la == 0) {
+        cli_error(la == 0 ? "compare: the logits files are empty" : "the two files differ in size or are not [n, vocab] float32");
         rc = 1;
     } else {
         const float *p = (const float *)(void *)a, *q = (const float *)(void *)b;
