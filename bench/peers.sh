@@ -21,7 +21,8 @@ log() { echo "$*" >&2; }
 # $1 preset, $2 output name, $3 quantizer, $4 type: requantize the F32 GGUF with a Q6_K embedding
 peer_file() {
     [ -f "$W/$1-$2.gguf" ] && return 0
-    [ -f "$W/$1-f32.gguf" ] || { log "generating $1 (F32 GGUF)"; $B gen --preset "$1" -o "$W/$1-f32.gguf" --type f32 >&2; }
+    # --act silu: llama.cpp's `bitnet` architecture, the one the 2024 bitnet.cpp reads (the shape is what counts)
+    [ -f "$W/$1-f32.gguf" ] || { log "generating $1 (F32 GGUF)"; $B gen --preset "$1" -o "$W/$1-f32.gguf" --type f32 --act silu >&2; }
     log "quantizing $1 to $2 with $3"
     "$3" --token-embedding-type q6_k "$W/$1-f32.gguf" "$W/$1-$2.gguf" "$4" 1 >/dev/null 2>&1 # 1 thread: bitnet.cpp's I2_S needs it
 }

@@ -8,7 +8,7 @@
 #include "model/model.h"
 
 typedef struct cli_opts {
-    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *layout, *calib, *tech, *head;
+    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *layout, *act, *calib, *tech, *head;
     const char *lora[8];
     int n_lora;
     int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat;

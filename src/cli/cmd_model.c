@@ -299,10 +299,17 @@ int cmd_gen(const cli_opts *o) {
     }
     br_model m;
     br_error err;
+    if (o->act && strcmp(o->act, "silu") != 0 && strcmp(o->act, "relu2") != 0) {
+        cli_error("--act must be silu or relu2");
+        return 2;
+    }
     if (br_gen_model(&m, o->preset, o->seed_set ? o->seed : 1, &err)) {
         cli_error(err.msg);
         return 2;
     }
+    /* the activation also picks the GGUF architecture: relu2 is `bitnet-b1.58`, silu is `bitnet`
+     * (what bitnet.cpp's 2024 release reads); for speed measurements the shape is what matters */
+    if (o->act) m.cfg.act = strcmp(o->act, "silu") == 0 ? BR_ACT_SILU : BR_ACT_RELU2;
     size_t n = strlen(o->out);
     int rc = 0;
     if (n > 5 && strcmp(o->out + n - 5, ".gguf") == 0) {

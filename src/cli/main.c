@@ -39,7 +39,7 @@ static const command commands[] = {
      "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
      "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr)."},
     {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint",
-     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S]\n"
+     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S] [--act silu|relu2]\n"
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
      "  A directory gets the Hugging Face layout (config.json + model.safetensors); a .gguf name gets GGUF."},
     {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth",

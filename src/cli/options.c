@@ -40,6 +40,7 @@ static const opt_def defs[] = {
     {NULL, "--backend", T_STR, OFF(backend), NOSET},
     {NULL, "--kernel", T_STR, OFF(kernel), NOSET},
     {NULL, "--layout", T_STR, OFF(layout), NOSET},
+    {NULL, "--act", T_STR, OFF(act), NOSET},
     {NULL, "--head", T_STR, OFF(head), NOSET},
     {NULL, "--hw", T_STR, OFF(hw), NOSET},
     {NULL, "--stats", T_STR, OFF(stats), NOSET},

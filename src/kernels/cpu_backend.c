@@ -1,6 +1,6 @@
-/* The CPU execution backend: ternary weights repacked at load time into the 2-bit interleaved
- * layout of ternary_kernels.h (whatever the checkpoint's format), the kernel table chosen at run
- * time (AVX-512 VNNI, AVX2 or portable), rows split over the thread pool. */
+/* The CPU execution backend: ternary weights repacked at load time (whatever the checkpoint's format)
+ * into the 2-bit or the base-3 layout of ternary_kernels.h, the kernel table chosen at run time
+ * (AVX-512 VNNI, AVX2 or portable), groups of 4 rows split over the thread pool. */
 #include "kernels/cpu_backend.h"
 #include "kernels/cpu_features.h"
 #include "kernels/ternary_kernels.h"

@@ -93,6 +93,7 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     s->xs = br_malloc(B * sizeof(float));
     s->acc = br_malloc(B * (q_dim + 2 * kv_dim + 2 * (size_t)c->ffn_dim + widest) * sizeof(int32_t)); /* a group's outputs */
     s->rope_inv_freq = br_malloc((size_t)c->head_dim / 2 * sizeof(float));
+    s->rope_cs = br_malloc(B * (size_t)c->head_dim * sizeof(float));
     for (int i = 0; i < c->head_dim / 2; i++) /* as transformers: 1 / theta^(2i/d) in float32 */
         s->rope_inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
     br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, BR_HEAD_F32);
@@ -113,7 +114,7 @@ void br_session_free(br_session *s) {
         br_huge_free(s->k_cache, kv_bytes(s));
         br_huge_free(s->v_cache, kv_bytes(s));
     }
-    float *bufs[] = {s->x, s->xb, s->q, s->k, s->v, s->attn, s->hb, s->hb2, s->y, s->scores, s->xs, s->rope_inv_freq};
+    float *bufs[] = {s->x, s->xb, s->q, s->k, s->v, s->attn, s->hb, s->hb2, s->y, s->scores, s->xs, s->rope_inv_freq, s->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->xq);
     free(s->acc);
@@ -200,11 +201,22 @@ static void bitlinear_group(br_session *s, const br_bitlinear *const *bls, int n
 
 static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) { bitlinear_group(s, &bl, 1, x, T, &y); }
 
-static void rope(const br_session *s, float *v, int n_heads, int pos) {
+/* cos and sin of every rotary angle of the batch's T positions, once per batch instead of per layer */
+static void rope_angles(br_session *s, int T) {
+    const int half = s->model->cfg.head_dim / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            const float ang = (float)(s->pos + t) * s->rope_inv_freq[i];
+            s->rope_cs[((size_t)t * half + i) * 2] = cosf(ang);
+            s->rope_cs[((size_t)t * half + i) * 2 + 1] = sinf(ang);
+        }
+}
+
+/* rotates the heads of token t of the batch */
+static void rope(const br_session *s, float *v, int n_heads, int t) {
     const int hd = s->model->cfg.head_dim, half = hd / 2;
     for (int i = 0; i < half; i++) {
-        const float ang = (float)pos * s->rope_inv_freq[i];
-        const float c = cosf(ang), sn = sinf(ang);
+        const float c = s->rope_cs[((size_t)t * half + i) * 2], sn = s->rope_cs[((size_t)t * half + i) * 2 + 1];
         for (int h = 0; h < n_heads; h++) {
             float *p = v + h * hd;
             const float a = p[i], b = p[i + half];
@@ -281,8 +293,8 @@ static void layer_forward(br_session *s, int l, int T) {
     }
     for (int t = 0; t < T; t++) {
         const int p = s->pos + t;
-        rope(s, s->q + (size_t)t * q_dim, c->n_heads, p);
-        rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, p);
+        rope(s, s->q + (size_t)t * q_dim, c->n_heads, t);
+        rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, t);
         for (int h = 0; h < c->n_kv_heads; h++) {
             const size_t off = kv_offset(s, l, h, p);
             memcpy(s->k_cache + off, s->k + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
@@ -326,6 +338,7 @@ static int forward_batch(br_session *s, const int *tokens, int T, float *logits,
             return br_fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], c->vocab_size - 1);
         memcpy(s->x + (size_t)t * c->dim, s->model->embed + (size_t)tokens[t] * c->dim, c->dim * sizeof(float));
     }
+    rope_angles(s, T);
     for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, T);
     if (logits && (all_logits || is_last)) {
         int first = all_logits ? 0 : T - 1, n = T - first;

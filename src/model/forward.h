@@ -20,6 +20,7 @@ typedef struct br_session {
     int pos; /* tokens in the KV cache */
     float *k_cache, *v_cache; /* [layers][kv_heads][max_seq][head_dim] */
     float *rope_inv_freq;
+    float *rope_cs; /* [max_batch][head_dim/2][2]: cos, sin of the batch's positions, shared by all layers */
     /* scratch for max_batch tokens */
     float *x, *xb, *q, *k, *v, *attn, *hb, *hb2, *y, *scores;
     int8_t *xq;
