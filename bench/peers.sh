@@ -39,11 +39,10 @@ for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
 done
 
 # one llama-bench run -> "pp tg" (t/s)
-peer_run() { # binary model (columns found by name: the forks' CSV layouts differ)
-    "$1" -m "$2" -t "$T" -p 128 -n 64 -r 1 -o csv 2>/dev/null | awk -F, '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        { gsub(/"/, ""); if ($col["n_prompt"] > 0) pp = $col["avg_ts"]; else tg = $col["avg_ts"] }
-        END { print pp + 0, tg + 0 }'
+peer_run() { # binary model; the Markdown table (the forks' CSV layouts differ, and quote commas)
+    "$1" -m "$2" -t "$T" -p 128 -n 64 -r 1 2>/dev/null | awk -F'|' 'NF > 3 {
+        t = $(NF - 2); v = $(NF - 1); gsub(/ /, "", t); split(v, a, "±"); gsub(/ /, "", a[1])
+        if (t ~ /^pp[0-9]/) pp = a[1]; if (t ~ /^tg[0-9]/) tg = a[1] } END { print pp + 0, tg + 0 }'
 }
 bitrom_run() { # model head layout
     $B bench -m "$1" -t "$T" --head "$2" --layout "$3" --chunks 1 --json 2>/dev/null | sed -n 's/.*"pp_tokens_per_s": \([0-9.]*\).*"tg_tokens_per_s": \([0-9.]*\).*"mem_bw_gb_per_s": \([0-9.]*\).*/\1 \2 \3/p'
