@@ -1,9 +1,17 @@
 #include "kernels/cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* F16C straight from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c" */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 static int supports(const char *what) {
     __builtin_cpu_init();
-    if (what[0] == 'f') return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (what[0] == 'f') return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     if (what[0] == 'v')
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                __builtin_cpu_supports("avx512vnni");
