@@ -16,7 +16,7 @@ $B logits -m "$M" --tokens "$toks" -o "$tmp/ref.f32" --head f32 >/dev/null 2>&1
 echo "| weights layout | lm_head | TinyStories PPL (per line) | mean KL vs f32 (nats, 128 positions) | argmax agreement |"
 echo "|---|---|---|---|---|"
 for layout in 2bit base3; do
-    for head in f32 q8 q4; do
+    for head in f32 q8 q6 q4; do
         ppl=$($B ppl -m "$M" -f "$F" --per-line --head $head --layout $layout 2>/dev/null | sed -n 's/^perplexity: //p')
         $B logits -m "$M" --tokens "$toks" -o "$tmp/o.f32" --head $head --layout $layout >/dev/null 2>&1
         cmp=$($B compare -m "$M" -f "$tmp/ref.f32" -o "$tmp/o.f32" 2>/dev/null)

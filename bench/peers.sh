@@ -55,7 +55,7 @@ for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
     : > "$W/$preset.results"
     for r in $(seq 1 "$R"); do
         log "$preset: repetition $r of $R"
-        for cfg in 2bit:q8 2bit:q4 base3:q4; do
+        for cfg in 2bit:q8 2bit:q6 2bit:q4 base3:q6; do
             set -- $(bitrom_run "$W/$preset-i2_s.gguf" "${cfg#*:}" "${cfg%:*}")
             echo "bitrom-$cfg $1 $2 $3" >> "$W/$preset.results"
         done
@@ -77,8 +77,9 @@ for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
         tg=$(awk -v e=$eng '$1==e {print $3}' "$W/$preset.results" | median)
         case $eng in
             bitrom-2bit:q8) name="bitrom, 2-bit layout + q8 head" ;;
+            bitrom-2bit:q6) name="bitrom, 2-bit layout + q6 head" ;;
             bitrom-2bit:q4) name="bitrom, 2-bit layout + q4 head" ;;
-            bitrom-base3:q4) name="bitrom, base-3 layout (1.6 bpw) + q4 head" ;;
+            bitrom-base3:q6) name="bitrom, base-3 layout (1.6 bpw) + q6 head" ;;
             ik_llama-iq2_bn) name="ik_llama.cpp, IQ2_BN + Q6_K embedding" ;;
             bitnet.cpp-i2_s) name="bitnet.cpp, I2_S + Q6_K embedding" ;;
             llama.cpp-tq2_0) name="llama.cpp kernels, TQ2_0 + Q6_K embedding" ;;

@@ -60,9 +60,9 @@ void test_head_formats(void) {
         br_head_init(&h, w, rows, cols, BR_HEAD_F32);
         br_head_matmul(&h, x, 1, ref, rows, pool);
         br_head_free(&h);
-        const br_head_kind kinds[2] = {BR_HEAD_Q8, BR_HEAD_Q4};
-        const double tol[2] = {0.02, 0.25};
-        for (int k = 0; k < 2; k++) {
+        const br_head_kind kinds[3] = {BR_HEAD_Q8, BR_HEAD_Q6, BR_HEAD_Q4};
+        const double tol[3] = {0.02, 0.06, 0.25};
+        for (int k = 0; k < 3; k++) {
             br_head_init(&h, w, rows, cols, kinds[k]);
             h.isa = BR_ISA_SCALAR;
             br_head_matmul(&h, x, 1, scal, rows, pool);

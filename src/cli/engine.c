@@ -80,7 +80,7 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
     }
     br_head_kind head;
     if (br_head_kind_from_name(o->head, &head)) {
-        cli_error("--head must be f32, q8 or q4");
+        cli_error("--head must be f32, q8, q6 or q4");
         cli_engine_close(e);
         return -1;
     }

@@ -43,7 +43,7 @@ static const command commands[] = {
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
      "  A directory gets the Hugging Face layout (config.json + model.safetensors); a .gguf name gets GGUF."},
     {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth",
-     "bitrom bench -m MODEL [-p 128] [-n 64] [-t THREADS] [--head f32|q8|q4] [--kernel auto|avx512|avx2|scalar|reference] [--layout 2bit|base3] [--chunks REPS] [--json]\n"
+     "bitrom bench -m MODEL [-p 128] [-n 64] [-t THREADS] [--head f32|q8|q6|q4] [--kernel auto|avx512|avx2|scalar|reference] [--layout 2bit|base3] [--chunks REPS] [--json]\n"
      "  Like llama-bench: pp = prompt processing of -p tokens, tg = decoding -n tokens one by one (median of REPS, default 3)."},
     {"compare", cmd_compare, "compare two logits files (KL divergence, argmax agreement)",
      "bitrom compare -m MODEL -f REFERENCE.f32 -o OTHER.f32"},

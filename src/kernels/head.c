@@ -17,17 +17,57 @@ int br_head_kind_from_name(const char *s, br_head_kind *out) {
     if (!s || strcmp(s, "f32") == 0) *out = BR_HEAD_F32;
     else if (strcmp(s, "q8") == 0) *out = BR_HEAD_Q8;
     else if (strcmp(s, "q4") == 0) *out = BR_HEAD_Q4;
+    else if (strcmp(s, "q6") == 0) *out = BR_HEAD_Q6;
     else return -1;
     return 0;
 }
 
-const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" : k == BR_HEAD_Q8 ? "q8" : "q4"; }
+const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" : k == BR_HEAD_Q8 ? "q8" : k == BR_HEAD_Q6 ? "q6" : "q4"; }
+
+/* q6 keeps the low 4 bits like q4 and the top 2 bits per pair of blocks in 16 bytes: byte i holds
+ * those of the pair's positions i, i+16, i+32, i+48 in bits 0-1, 2-3, 4-5, 6-7, where the positions
+ * are the order the AVX-512 kernel reads a pair in: block A elements 0-15, block B 0-15, A 16-31,
+ * B 16-31. One broadcast and a shift per 128-bit lane then give all 64 top bits in place. */
+static int q6_pairs(const br_head *h) { return (h->blocks + 1) / 2; }
 
 static size_t code_bytes(const br_head *h) { return (size_t)h->rows * h->blocks * (h->kind == BR_HEAD_Q8 ? 32 : 16); }
+
+static size_t q6h_bytes(const br_head *h) { return (size_t)h->rows * q6_pairs(h) * 16; }
+
+/* the q6 top-bits byte and shift of element j of block b in row r */
+static uint8_t *q6_top(const br_head *h, int r, int b, int j, int *shift) {
+    const int pos = (j & 15) + 16 * (b & 1) + 32 * (j >> 4);
+    *shift = 2 * (pos >> 4);
+    return &h->q6h[((size_t)r * q6_pairs(h) + b / 2) * 16 + (pos & 15)];
+}
 
 static void *huge_or_die(size_t bytes) {
     void *p = br_huge_alloc(bytes);
     return p ? p : br_out_of_memory(bytes);
+}
+
+static float block_error(const float *v, float d, float qmax) {
+    const float id = d > 0 ? 1.0f / d : 0.0f;
+    float e = 0;
+    for (int j = 0; j < 32; j++) {
+        const float q = fminf(fmaxf(rintf(v[j] * id), -qmax), qmax), r = v[j] - d * q;
+        e += r * r;
+    }
+    return e;
+}
+
+/* The scale of one block: absmax / qmax is exact for q8; for the 4- and 6-bit formats a slightly
+ * smaller step (clipping the largest value) often has less squared error, so 8 candidates are tried
+ * (as llama.cpp's quantizers search). */
+static float block_scale(const float *v, float amax, float qmax) {
+    float best = amax / qmax;
+    if (qmax > 31.0f || amax == 0) return best;
+    float best_err = block_error(v, best, qmax);
+    for (int c = 1; c < 8; c++) {
+        const float d = amax / (qmax + 0.125f * (float)c * (qmax > 7.0f ? 2.0f : 1.0f)), e = block_error(v, d, qmax);
+        if (e < best_err) best = d, best_err = e;
+    }
+    return best;
 }
 
 void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind) {
@@ -44,7 +84,9 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
     h->scales = huge_or_die(sizeof(uint16_t) * (size_t)rows * h->blocks);
     if (kind == BR_HEAD_Q8) h->q8 = huge_or_die(code_bytes(h));
     else h->q4 = huge_or_die(code_bytes(h));
-    const float qmax = kind == BR_HEAD_Q8 ? 127.0f : 7.0f;
+    if (kind == BR_HEAD_Q6) h->q6h = huge_or_die(q6h_bytes(h));
+    const float qmax = kind == BR_HEAD_Q8 ? 127.0f : kind == BR_HEAD_Q6 ? 31.0f : 7.0f;
+    const int offset = kind == BR_HEAD_Q6 ? 32 : 8;
     for (int r = 0; r < rows; r++)
         for (int b = 0; b < h->blocks; b++) {
             float v[32] = {0}, amax = 0;
@@ -52,7 +94,7 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
                 v[j] = w[(size_t)r * cols + b * 32 + j];
                 amax = fmaxf(amax, fabsf(v[j]));
             }
-            const uint16_t d16 = br_f32_to_f16(amax / qmax);
+            const uint16_t d16 = br_f32_to_f16(block_scale(v, amax, qmax));
             const float d = br_f16_to_f32(d16), id = d > 0 ? 1.0f / d : 0.0f; /* quantize with the scale as stored */
             h->scales[(size_t)r * h->blocks + b] = d16;
             for (int j = 0; j < 32; j++) {
@@ -63,7 +105,11 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
                     h->q8[((size_t)r * h->blocks + b) * 32 + j] = (int8_t)q;
                 } else {
                     uint8_t *byte = &h->q4[((size_t)r * h->blocks + b) * 16 + (j & 15)];
-                    *byte |= (uint8_t)((q + 8) << (j < 16 ? 0 : 4));
+                    *byte |= (uint8_t)(((q + offset) & 15) << (j < 16 ? 0 : 4));
+                    if (kind == BR_HEAD_Q6) {
+                        int shift;
+                        *q6_top(h, r, b, j, &shift) |= (uint8_t)(((q + offset) >> 4) << shift);
+                    }
                 }
             }
         }
@@ -72,6 +118,7 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
 void br_head_free(br_head *h) {
     if (h->kind != BR_HEAD_F32) {
         br_huge_free(h->kind == BR_HEAD_Q8 ? (void *)h->q8 : (void *)h->q4, code_bytes(h));
+        if (h->kind == BR_HEAD_Q6) br_huge_free(h->q6h, q6h_bytes(h));
         br_huge_free(h->scales, sizeof(uint16_t) * (size_t)h->rows * h->blocks);
     }
     memset(h, 0, sizeof *h);
@@ -80,7 +127,7 @@ void br_head_free(br_head *h) {
 size_t br_head_bytes(const br_head *h) {
     const size_t n = (size_t)h->rows * h->blocks;
     if (h->kind == BR_HEAD_F32) return (size_t)h->rows * h->cols * 4;
-    return n * 2 + n * (h->kind == BR_HEAD_Q8 ? 32 : 16);
+    return n * 2 + n * (h->kind == BR_HEAD_Q8 ? 32 : 16) + (h->kind == BR_HEAD_Q6 ? q6h_bytes(h) : 0);
 }
 
 /* The activation side: int8 per block of 32 with a float scale, and for the AVX-512 kernel the same
@@ -113,7 +160,7 @@ static void quantize_x(const br_head *h, const float *x, head_x *hx) {
         hx->sum[b] = s;
     }
     if (h->isa != BR_ISA_AVX512 || h->blocks % 2) return;
-    const int offset = h->kind == BR_HEAD_Q8 ? 128 : 8; /* weight codes are stored (q8) or read (q4) as value + offset */
+    const int offset = h->kind == BR_HEAD_Q8 ? 128 : h->kind == BR_HEAD_Q6 ? 32 : 8; /* weight codes are read as value + offset */
     for (int p = 0; p < h->blocks / 2; p++) {
         const int8_t *a = hx->q + p * 64, *b = a + 32;
         int8_t *v = hx->pv + p * 64;
@@ -136,7 +183,10 @@ static void quantize_x(const br_head *h, const float *x, head_x *hx) {
 static inline int head_code(const br_head *h, int r, int b, int j) {
     if (h->kind == BR_HEAD_Q8) return h->q8[((size_t)r * h->blocks + b) * 32 + j];
     const uint8_t byte = h->q4[((size_t)r * h->blocks + b) * 16 + (j & 15)];
-    return (j < 16 ? byte & 15 : byte >> 4) - 8;
+    const int low = j < 16 ? byte & 15 : byte >> 4;
+    if (h->kind == BR_HEAD_Q4) return low - 8;
+    int shift;
+    return (low | ((*q6_top(h, r, b, j, &shift) >> shift & 3) << 4)) - 32;
 }
 
 static float dot_scalar(const br_head *h, int r, const head_x *hx) {
@@ -152,7 +202,8 @@ static float dot_scalar(const br_head *h, int r, const head_x *hx) {
 #ifdef HEAD_X86
 __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const br_head *h, int r, const head_x *hx) {
     __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8), three = _mm256_set1_epi8(3),
+                  thirtytwo = _mm256_set1_epi8(32);
     const uint16_t *ws = h->scales + (size_t)r * h->blocks;
     for (int b = 0; b < h->blocks; b++) {
         __m256i w;
@@ -160,8 +211,16 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const br_head *h,
             w = _mm256_loadu_si256((const __m256i *)(h->q8 + ((size_t)r * h->blocks + b) * 32));
         } else {
             __m128i p = _mm_loadu_si128((const __m128i *)(h->q4 + ((size_t)r * h->blocks + b) * 16));
-            __m256i both = _mm256_set_m128i(_mm_srli_epi16(p, 4), p);
-            w = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
+            __m256i both = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), low);
+            if (h->kind == BR_HEAD_Q6) { /* top bits: elements 0-15 are at fields 0 (A) / 1 (B), 16-31 at 2 / 3 */
+                const __m128i top = _mm_loadu_si128((const __m128i *)(h->q6h + ((size_t)r * ((h->blocks + 1) / 2) + b / 2) * 16));
+                const int s0 = 2 * (b & 1);
+                const __m256i t = _mm256_set_m128i(_mm_srli_epi16(top, s0 + 4), _mm_srli_epi16(top, s0));
+                both = _mm256_or_si256(both, _mm256_slli_epi16(_mm256_and_si256(t, three), 4));
+                w = _mm256_sub_epi8(both, thirtytwo);
+            } else {
+                w = _mm256_sub_epi8(both, eight);
+            }
         }
         __m256i x = _mm256_loadu_si256((const __m256i *)(hx->q + b * 32));
         /* signed x signed via |w| * sign(x, w) */
@@ -182,7 +241,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) static floa
     const uint16_t *ws = h->scales + (size_t)r * h->blocks;
     const __m512i idx = h->kind == BR_HEAD_Q8 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
                                               : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
-    const __m512i sign = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(15);
+    const __m512i sign = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(15), three = _mm512_set1_epi8(3);
+    const __m512i lane_shift = _mm512_set_epi64(0x0006000600060006, 0x0006000600060006, 0x0004000400040004, 0x0004000400040004, 0x0002000200020002,
+                                                0x0002000200020002, 0, 0);
     __m512 acc = _mm512_setzero_ps();
     for (int p = 0; p < pairs; p++) {
         __m512i u;
@@ -191,6 +252,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) static floa
         } else {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(h->q4 + ((size_t)r * h->blocks + 2 * p) * 16));
             u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), low);
+            if (h->kind == BR_HEAD_Q6) { /* 128-bit lane L takes bits 2L..2L+1 of the pair's 16 top-bit bytes */
+                const __m512i top = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(h->q6h + ((size_t)r * pairs + p) * 16)));
+                u = _mm512_or_si512(u, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(top, lane_shift), three), 4));
+            }
         }
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(hx->pc + p * 16), u, _mm512_loadu_si512(hx->pv + p * 64));
         uint32_t two;

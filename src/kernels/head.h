@@ -1,6 +1,6 @@
 /* The lm_head (logits = W h): for a 128k vocabulary the largest tensor of the model. Kept as f32
  * (exact, the reference) or in compact blocks of 32 values with one f16 scale: q8 (8.5 bits per
- * weight) or q4 (4.5 bits), multiplied with the hidden state quantized to int8 per block of 32. */
+ * weight), q6 (6.5) or q4 (4.5), multiplied with the hidden state quantized to int8 per block of 32. */
 #ifndef BR_HEAD_H
 #define BR_HEAD_H
 
@@ -10,7 +10,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/threadpool.h"
 
-typedef enum { BR_HEAD_F32, BR_HEAD_Q8, BR_HEAD_Q4 } br_head_kind;
+typedef enum { BR_HEAD_F32, BR_HEAD_Q8, BR_HEAD_Q4, BR_HEAD_Q6 } br_head_kind;
 
 typedef struct br_head {
     br_head_kind kind;
@@ -18,7 +18,9 @@ typedef struct br_head {
     int rows, cols, blocks; /* blocks of 32 per row (cols padded) */
     const float *f32;       /* borrowed, for BR_HEAD_F32 */
     int8_t *q8;             /* [rows][blocks*32] */
-    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value + 8 */
+    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value + 8;
+                             * for q6 the low 4 bits of value + 32 */
+    uint8_t *q6h;           /* q6: [rows][pairs of blocks][16]: the top 2 bits of value + 32, see head.c */
     uint16_t *scales;       /* [rows][blocks], f16 */
 } br_head;
 
