@@ -108,7 +108,8 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
                     *byte |= (uint8_t)(((q + offset) & 15) << (j < 16 ? 0 : 4));
                     if (kind == BR_HEAD_Q6) {
                         int shift;
-                        *q6_top(h, r, b, j, &shift) |= (uint8_t)(((q + offset) >> 4) << shift);
+                        uint8_t *top = q6_top(h, r, b, j, &shift); /* before reading shift: |= does not order its operands */
+                        *top |= (uint8_t)(((q + offset) >> 4) << shift);
                     }
                 }
             }
@@ -186,7 +187,8 @@ static inline int head_code(const br_head *h, int r, int b, int j) {
     const int low = j < 16 ? byte & 15 : byte >> 4;
     if (h->kind == BR_HEAD_Q4) return low - 8;
     int shift;
-    return (low | ((*q6_top(h, r, b, j, &shift) >> shift & 3) << 4)) - 32;
+    const uint8_t top = *q6_top(h, r, b, j, &shift);
+    return (low | ((top >> shift & 3) << 4)) - 32;
 }
 
 static float dot_scalar(const br_head *h, int r, const head_x *hx) {
