@@ -225,6 +225,7 @@ int br_tokenizer_parse_spm(br_tokenizer *tok, const uint8_t *data, size_t size, 
 }
 
 int br_tokenizer_load_spm(br_tokenizer *tok, const char *path, br_error *err) {
+    memset(tok, 0, sizeof *tok); /* freeable even when the file cannot be opened */
     br_mapped_file f;
     if (br_map_file(&f, path, err)) return -1;
     int rc = br_tokenizer_parse_spm(tok, f.data, f.size, path, err);
