@@ -30,6 +30,10 @@ const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" 
  * B 16-31. One broadcast and a shift per 128-bit lane then give all 64 top bits in place. */
 static int q6_pairs(const br_head *h) { return (h->blocks + 1) / 2; }
 
+/* Weight codes are stored (q4, q6) or read by the VNNI kernel (q8, via xor 0x80) as value + offset,
+ * unsigned, so the kernel subtracts offset x (block sum of the activations). */
+static int code_offset(br_head_kind kind) { return kind == BR_HEAD_Q8 ? 128 : kind == BR_HEAD_Q6 ? 32 : 8; }
+
 static size_t code_bytes(const br_head *h) { return (size_t)h->rows * h->blocks * (h->kind == BR_HEAD_Q8 ? 32 : 16); }
 
 static size_t q6h_bytes(const br_head *h) { return (size_t)h->rows * q6_pairs(h) * 16; }
@@ -86,7 +90,7 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
     else h->q4 = huge_or_die(code_bytes(h));
     if (kind == BR_HEAD_Q6) h->q6h = huge_or_die(q6h_bytes(h));
     const float qmax = kind == BR_HEAD_Q8 ? 127.0f : kind == BR_HEAD_Q6 ? 31.0f : 7.0f;
-    const int offset = kind == BR_HEAD_Q6 ? 32 : 8;
+    const int offset = code_offset(kind);
     for (int r = 0; r < rows; r++)
         for (int b = 0; b < h->blocks; b++) {
             float v[32] = {0}, amax = 0;
@@ -161,7 +165,7 @@ static void quantize_x(const br_head *h, const float *x, head_x *hx) {
         hx->sum[b] = s;
     }
     if (h->isa != BR_ISA_AVX512 || h->blocks % 2) return;
-    const int offset = h->kind == BR_HEAD_Q8 ? 128 : h->kind == BR_HEAD_Q6 ? 32 : 8; /* weight codes are read as value + offset */
+    const int offset = code_offset(h->kind);
     for (int p = 0; p < h->blocks / 2; p++) {
         const int8_t *a = hx->q + p * 64, *b = a + 32;
         int8_t *v = hx->pv + p * 64;
@@ -185,10 +189,10 @@ static inline int head_code(const br_head *h, int r, int b, int j) {
     if (h->kind == BR_HEAD_Q8) return h->q8[((size_t)r * h->blocks + b) * 32 + j];
     const uint8_t byte = h->q4[((size_t)r * h->blocks + b) * 16 + (j & 15)];
     const int low = j < 16 ? byte & 15 : byte >> 4;
-    if (h->kind == BR_HEAD_Q4) return low - 8;
+    if (h->kind == BR_HEAD_Q4) return low - code_offset(h->kind);
     int shift;
     const uint8_t top = *q6_top(h, r, b, j, &shift);
-    return (low | ((top >> shift & 3) << 4)) - 32;
+    return (low | ((top >> shift & 3) << 4)) - code_offset(h->kind);
 }
 
 static float dot_scalar(const br_head *h, int r, const head_x *hx) {
