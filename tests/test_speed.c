@@ -57,13 +57,22 @@ void test_head_formats(void) {
         for (int i = 0; i < rows * cols; i++) w[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
         for (int i = 0; i < cols; i++) x[i] = (float)((s = s * 1103515245 + 12345) >> 16 & 1023) / 512.0f - 1.0f;
         br_head h;
-        br_head_init(&h, w, rows, cols, BR_HEAD_F32);
+        br_head_init(&h, w, rows, cols, BR_HEAD_F32, NULL);
         br_head_matmul(&h, x, 1, ref, rows, pool);
         br_head_free(&h);
         const br_head_kind kinds[3] = {BR_HEAD_Q8, BR_HEAD_Q6, BR_HEAD_Q4};
         const double tol[3] = {0.02, 0.06, 0.25};
         for (int k = 0; k < 3; k++) {
-            br_head_init(&h, w, rows, cols, kinds[k]);
+            br_head_init(&h, w, rows, cols, kinds[k], pool);
+            {
+                br_head one; /* quantized on one thread: the same bytes */
+                br_head_init(&one, w, rows, cols, kinds[k], NULL);
+                const size_t n = (size_t)rows * h.blocks, codes = n * (kinds[k] == BR_HEAD_Q8 ? 32 : 16);
+                CHECK(memcmp(one.scales, h.scales, n * 2) == 0);
+                CHECK(memcmp(kinds[k] == BR_HEAD_Q8 ? (void *)one.q8 : (void *)one.q4, kinds[k] == BR_HEAD_Q8 ? (void *)h.q8 : (void *)h.q4, codes) == 0);
+                if (kinds[k] == BR_HEAD_Q6) CHECK(memcmp(one.q6h, h.q6h, (size_t)rows * ((h.blocks + 1) / 2) * 16) == 0);
+                br_head_free(&one);
+            }
             h.isa = BR_ISA_SCALAR;
             br_head_matmul(&h, x, 1, scal, rows, pool);
             for (br_isa isa = BR_ISA_SCALAR; isa <= BR_ISA_AVX512; isa++) {

@@ -43,6 +43,11 @@ struct br_backend {
 };
 
 /* The reference: a plain triple loop, the definition every other backend is tested against. */
+/* m->w for m->rows x m->cols weights (exits on out of memory), and its release; the pair owns the
+ * choice of allocator. */
+void br_ternary_weights_alloc(br_ternary_matrix *m);
+void br_ternary_weights_free(br_ternary_matrix *m);
+
 void br_ternary_matmul_reference(const br_ternary_matrix *m, const int8_t *x, int n_tokens, int32_t *acc);
 
 #endif

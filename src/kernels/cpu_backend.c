@@ -81,13 +81,22 @@ static size_t field_byte(const packed_matrix *pm, int r, int c) {
     return (size_t)(r / 4) * 4 * row_bytes + (size_t)(c / pm->block_cols) * BR_TGROUP_BLOCK + (r % 4) * BLOCK_BYTES + (c % pm->block_cols) % BLOCK_BYTES;
 }
 
+/* Row by row, a byte at a time: the four fields of byte j of block b are columns b*256 + j + 64k. */
 static void pack_2bit(packed_matrix *pm, const br_ternary_matrix *m) {
-    for (int r = 0; r < m->rows; r++)
-        for (int c = 0; c < m->cols; c++) {
-            const int field = (c % BR_TBLOCK) / BLOCK_BYTES;
-            uint8_t *b = &pm->codes[field_byte(pm, r, c)];
-            *b = (uint8_t)((*b & ~(3u << (2 * field))) | ((unsigned)(m->w[(size_t)r * m->cols + c] + 1) << (2 * field)));
+    for (int r = 0; r < m->rows; r++) {
+        const int8_t *w = m->w + (size_t)r * m->cols;
+        for (int b = 0; b < pm->blocks_per_row; b++) {
+            uint8_t *dst = &pm->codes[field_byte(pm, r, b * BR_TBLOCK)];
+            for (int j = 0; j < BLOCK_BYTES; j++) {
+                unsigned byte = 0;
+                for (int k = 0; k < 4; k++) {
+                    const int c = b * BR_TBLOCK + k * BLOCK_BYTES + j;
+                    byte |= (unsigned)(c < m->cols ? w[c] + 1 : 1) << (2 * k); /* padding: code 1 = weight 0 */
+                }
+                dst[j] = (uint8_t)byte;
+            }
         }
+    }
 }
 
 static void pack_base3(packed_matrix *pm, const br_ternary_matrix *m, size_t bytes) {
@@ -117,7 +126,7 @@ static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
     if (cb->layout == BR_LAYOUT_BASE3) {
         pack_base3(pm, m, bytes);
     } else {
-        memset(pm->codes, 0x55, bytes); /* code 1 = weight 0 in the padding */
+        memset(pm->codes, 0x55, bytes); /* code 1 = weight 0 in the padding rows */
         pack_2bit(pm, m);
     }
     m->prepared = pm;

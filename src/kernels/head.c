@@ -54,7 +54,9 @@ static float block_error(const float *v, float d, float qmax) {
     const float id = d > 0 ? 1.0f / d : 0.0f;
     float e = 0;
     for (int j = 0; j < 32; j++) {
-        const float q = fminf(fmaxf(rintf(v[j] * id), -qmax), qmax), r = v[j] - d * q;
+        float q = rintf(v[j] * id); /* clamped by comparisons: fminf/fmaxf are library calls at -O2 */
+        q = q > qmax ? qmax : q < -qmax ? -qmax : q;
+        const float r = v[j] - d * q;
         e += r * r;
     }
     return e;
@@ -74,29 +76,23 @@ static float block_scale(const float *v, float amax, float qmax) {
     return best;
 }
 
-void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind) {
-    memset(h, 0, sizeof *h);
-    h->kind = kind;
-    h->isa = br_cpu_best_isa();
-    h->rows = rows;
-    h->cols = cols;
-    h->blocks = (cols + 31) / 32;
-    if (kind == BR_HEAD_F32) {
-        h->f32 = w;
-        return;
-    }
-    h->scales = huge_or_die(sizeof(uint16_t) * (size_t)rows * h->blocks);
-    if (kind == BR_HEAD_Q8) h->q8 = huge_or_die(code_bytes(h));
-    else h->q4 = huge_or_die(code_bytes(h));
-    if (kind == BR_HEAD_Q6) h->q6h = huge_or_die(q6h_bytes(h));
+typedef struct quantize_job {
+    br_head *h;
+    const float *w;
+} quantize_job;
+
+/* Quantizes rows [r0, r1) of w into h's blocks; rows own disjoint bytes, so threads can share a head. */
+static void quantize_head_rows(br_head *h, const float *w, long r0, long r1) {
+    const br_head_kind kind = h->kind;
+    const int cols = h->cols, offset = code_offset(kind);
     const float qmax = kind == BR_HEAD_Q8 ? 127.0f : kind == BR_HEAD_Q6 ? 31.0f : 7.0f;
-    const int offset = code_offset(kind);
-    for (int r = 0; r < rows; r++)
+    for (long r = r0; r < r1; r++)
         for (int b = 0; b < h->blocks; b++) {
             float v[32] = {0}, amax = 0;
             for (int j = 0; j < 32 && b * 32 + j < cols; j++) {
                 v[j] = w[(size_t)r * cols + b * 32 + j];
-                amax = fmaxf(amax, fabsf(v[j]));
+                const float a = fabsf(v[j]);
+                amax = a > amax ? a : amax;
             }
             const uint16_t d16 = br_f32_to_f16(block_scale(v, amax, qmax));
             const float d = br_f16_to_f32(d16), id = d > 0 ? 1.0f / d : 0.0f; /* quantize with the scale as stored */
@@ -112,12 +108,38 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
                     *byte |= (uint8_t)(((q + offset) & 15) << (j < 16 ? 0 : 4));
                     if (kind == BR_HEAD_Q6) {
                         int shift;
-                        uint8_t *top = q6_top(h, r, b, j, &shift); /* before reading shift: |= does not order its operands */
+                        uint8_t *top = q6_top(h, (int)r, b, j, &shift); /* before reading shift: |= does not order its operands */
                         *top |= (uint8_t)(((q + offset) >> 4) << shift);
                     }
                 }
             }
         }
+}
+
+static void quantize_worker(void *ctx, int ith, int nth) {
+    const quantize_job *j = ctx;
+    long b, e;
+    br_split_range(j->h->rows, ith, nth, &b, &e);
+    quantize_head_rows(j->h, j->w, b, e);
+}
+
+void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind, br_pool *pool) {
+    memset(h, 0, sizeof *h);
+    h->kind = kind;
+    h->isa = br_cpu_best_isa();
+    h->rows = rows;
+    h->cols = cols;
+    h->blocks = (cols + 31) / 32;
+    if (kind == BR_HEAD_F32) {
+        h->f32 = w;
+        return;
+    }
+    h->scales = huge_or_die(sizeof(uint16_t) * (size_t)rows * h->blocks);
+    if (kind == BR_HEAD_Q8) h->q8 = huge_or_die(code_bytes(h));
+    else h->q4 = huge_or_die(code_bytes(h));
+    if (kind == BR_HEAD_Q6) h->q6h = huge_or_die(q6h_bytes(h));
+    quantize_job j = {h, w};
+    br_pool_run(pool, quantize_worker, &j);
 }
 
 void br_head_free(br_head *h) {

@@ -26,7 +26,8 @@ typedef struct br_head {
 
 int br_head_kind_from_name(const char *s, br_head_kind *out);
 const char *br_head_kind_name(br_head_kind k);
-void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind);
+/* pool may be NULL (one thread); the quantized formats are split over its threads by rows */
+void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind, br_pool *pool);
 void br_head_free(br_head *h);
 size_t br_head_bytes(const br_head *h);
 /* out[t*stride + r] = sum_c W[r][c] x[t*cols + c] */

@@ -96,7 +96,7 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     s->rope_cs = br_malloc(B * (size_t)c->head_dim * sizeof(float));
     for (int i = 0; i < c->head_dim / 2; i++) /* as transformers: 1 / theta^(2i/d) in float32 */
         s->rope_inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-    br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, BR_HEAD_F32);
+    br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, BR_HEAD_F32, pool);
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < BR_PROJ_COUNT; k++)
             if (be->prepare && be->prepare(be, &m->layers[l].proj[k].m, err)) {
@@ -124,7 +124,7 @@ void br_session_free(br_session *s) {
 
 void br_session_set_head(br_session *s, br_head_kind kind) {
     br_head_free(&s->head);
-    br_head_init(&s->head, s->model->lm_head, s->model->cfg.vocab_size, s->model->cfg.dim, kind);
+    br_head_init(&s->head, s->model->lm_head, s->model->cfg.vocab_size, s->model->cfg.dim, kind, s->pool);
 }
 
 void br_session_reset(br_session *s) { s->pos = 0; }

@@ -101,7 +101,7 @@ int br_gen_model(br_model *m, const char *preset, unsigned long long seed, br_er
             bl->m.layer = l;
             bl->m.proj = (br_proj)p;
             size_t n = (size_t)outs[p] * ins[p];
-            bl->m.w = br_malloc(n);
+            br_ternary_weights_alloc(&bl->m);
             for (size_t i = 0; i < n; i += 4) { /* 16 random bits per weight, mapped evenly onto -1, 0, +1 */
                 uint64_t r = next_rand(&s);
                 for (size_t k = 0; k < 4 && i + k < n; k++, r >>= 16) bl->m.w[i + k] = (int8_t)(((r & 0xFFFF) * 3) >> 16) - 1;

@@ -415,30 +415,46 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
-static void deq_i2_s(const uint8_t *data, size_t n, float *y) {
+/* elements [first, first + n) of an I2_S tensor of total elements (first, n multiples of 128) */
+static void deq_i2_s(const uint8_t *data, size_t total, size_t first, size_t n, float *y) {
     float scale;
-    memcpy(&scale, data + n / 4, 4);
-    for (size_t blk = 0; blk < n / 128; blk++) {
+    memcpy(&scale, data + total / 4, 4);
+    for (size_t blk = first / 128; blk < (first + n) / 128; blk++) {
         const uint8_t *b = data + blk * 32;
+        float *yb = y + (blk * 128 - first);
         for (int j = 0; j < 32; j++)
             for (int s = 0; s < 4; s++) {
                 int code = (b[j] >> (6 - 2 * s)) & 3;
-                y[blk * 128 + (size_t)s * 32 + j] = code == 3 ? 0.0f : (float)(code - 1) * scale;
+                yb[(size_t)s * 32 + j] = code == 3 ? 0.0f : (float)(code - 1) * scale;
             }
     }
 }
 
-int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err) {
-    if ((size_t)br_tensor_numel(t) != n) return br_fail(err, "%s: tensor %s has %lld elements, expected %zu", t->file, t->name, (long long)br_tensor_numel(t), n);
+int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float *out, br_error *err) {
+    const size_t total = (size_t)br_tensor_numel(t);
     int be, bb;
-    if (br_gguf_block(t->dtype, &be, &bb) || be == 1) return br_tensor_to_f32(t, out, n, err);
+    if (br_gguf_block(t->dtype, &be, &bb)) {
+        if (first == 0 && n == total) return br_tensor_to_f32(t, out, n, err); /* a safetensors float type, or the error */
+        return br_fail(err, "%s: tensor %s: cannot read a part of %s", t->file, t->name, br_dtype_name(t->dtype));
+    }
+    if (be == 1) {
+        if (first > total || n > total - first) return br_fail(err, "%s: tensor %s has %zu elements, asked for %zu from %zu", t->file, t->name, total, n, first);
+        br_tensor part = *t; /* the same elements as a 1-D tensor of n */
+        part.ndim = 1;
+        part.shape[0] = (int64_t)n;
+        part.data = t->data + first * (size_t)bb;
+        return br_tensor_to_f32(&part, out, n, err);
+    }
+    const size_t unit = t->dtype == BR_DT_I2_S ? 128 : (size_t)be;
+    if (first > total || n > total - first || first % unit || (n % unit && first + n != total))
+        return br_fail(err, "%s: tensor %s: range %zu+%zu is not whole blocks of %zu", t->file, t->name, first, n, unit);
     if (t->dtype == BR_DT_I2_S) {
-        deq_i2_s(t->data, n, out);
+        deq_i2_s(t->data, total, first, n, out);
         return 0;
     }
-    for (size_t blk = 0; blk < n / (size_t)be; blk++) {
+    for (size_t blk = first / (size_t)be; blk < (first + n) / (size_t)be; blk++) {
         const uint8_t *b = t->data + blk * (size_t)bb;
-        float *y = out + blk * (size_t)be;
+        float *y = out + (blk * (size_t)be - first);
         switch (t->dtype) {
         case BR_DT_TQ2_0: deq_tq2_0(b, y); break;
         case BR_DT_TQ1_0: deq_tq1_0(b, y); break;
@@ -449,6 +465,11 @@ int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err
         }
     }
     return 0;
+}
+
+int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err) {
+    if ((size_t)br_tensor_numel(t) != n) return br_fail(err, "%s: tensor %s has %lld elements, expected %zu", t->file, t->name, (long long)br_tensor_numel(t), n);
+    return br_tensor_dequantize_range(t, 0, n, out, err);
 }
 
 /* ---- ternary block encoders (llama.cpp's quantize_row_tq*_ref with the ternary values given) ---- */

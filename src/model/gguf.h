@@ -63,6 +63,8 @@ int br_gguf_block(br_dtype t, int *block_elems, int *block_bytes);
 
 /* Dequantizes n elements of any supported tensor type to f32. */
 int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err);
+/* Elements [first, first + n): first and n whole blocks (128 for I2_S), or n reaching the end. */
+int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float *out, br_error *err);
 
 /* ---- writing ---- */
 typedef struct br_gguf_writer br_gguf_writer;

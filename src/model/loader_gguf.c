@@ -54,22 +54,43 @@ static float *tensor_floats(const br_gguf *g, const char *name, int64_t d0, int6
     return out;
 }
 
-/* Recovers ternary integers and the tensor scale from dequantized values {0, +s, -s}. */
-static int to_ternary(const float *v, size_t n, int8_t *w, float *scale, const char *path, const char *name, br_error *err) {
-    float s = 0;
-    for (size_t i = 0; i < n; i++) s = fmaxf(s, fabsf(v[i]));
-    for (size_t i = 0; i < n; i++) {
-        float a = fabsf(v[i]);
-        if (a == 0) {
-            w[i] = 0;
-        } else if (fabsf(a - s) <= 1e-3f * s) {
-            w[i] = v[i] > 0 ? 1 : -1;
-        } else {
-            return br_fail(err, "%s: tensor '%s' is not ternary (value %g besides 0 and +-%g)", path, name, (double)v[i], (double)s);
+/* Elements per piece when a ternary tensor is read: a multiple of every block size, small enough to
+ * stay in cache (a whole dequantized matrix was hundreds of MB of page faults per load). */
+#define TERNARY_PIECE 65536
+
+/* Recovers ternary integers and the tensor scale from the values {0, +s, -s} of t, in two passes
+ * over pieces: the largest magnitude, then each value against it. */
+static int to_ternary(const br_tensor *t, size_t n, int8_t *w, float *scale, const char *path, br_error *err) {
+    float *v = br_malloc(sizeof(float) * TERNARY_PIECE), s = 0;
+    int rc = 0;
+    for (size_t first = 0; rc == 0 && first < n; first += TERNARY_PIECE) {
+        const size_t len = n - first < TERNARY_PIECE ? n - first : TERNARY_PIECE;
+        if ((rc = br_tensor_dequantize_range(t, first, len, v, err))) break;
+        for (size_t i = 0; i < len; i++) {
+            const float a = fabsf(v[i]);
+            s = a > s ? a : s;
         }
     }
+    for (size_t first = 0; rc == 0 && first < n; first += TERNARY_PIECE) {
+        const size_t len = n - first < TERNARY_PIECE ? n - first : TERNARY_PIECE;
+        if ((rc = br_tensor_dequantize_range(t, first, len, v, err))) break;
+        int bad = 0; /* branch-free, so the compiler vectorizes it; the culprit is looked up after */
+        int8_t *wp = w + first;
+        const float tol = 1e-3f * s;
+        for (size_t i = 0; i < len; i++) {
+            const float a = fabsf(v[i]);
+            bad |= (a != 0) & !(fabsf(a - s) <= tol); /* NaN is bad too */
+            wp[i] = (int8_t)((v[i] > 0) - (v[i] < 0));
+        }
+        for (size_t i = 0; bad && rc == 0 && i < len; i++) {
+            const float a = fabsf(v[i]);
+            if (a != 0 && !(fabsf(a - s) <= tol))
+                rc = br_fail(err, "%s: tensor '%s' is not ternary (value %g besides 0 and +-%g)", path, t->name, (double)v[i], (double)s);
+        }
+    }
+    free(v);
     *scale = s > 0 ? s : 1.0f;
-    return 0;
+    return rc;
 }
 
 /* llama.cpp's converter permutes q/k rows for its interleaved RoPE; undo it for rotate-half. */
@@ -87,14 +108,15 @@ static void unpermute_rows(int8_t *w, int rows, int cols, int n_head) {
 static int load_linear(const br_gguf *g, const char *base, br_bitlinear *bl, int rows, int cols, int unpermute_heads, const float *exact_scale, br_error *err) {
     char name[160];
     snprintf(name, sizeof name, "%s.weight", base);
-    float *v = tensor_floats(g, name, rows, cols, err);
-    if (!v) return -1;
+    const br_tensor *t = br_tensors_find(&g->ts, name);
+    if (!t) return br_fail(err, "%s: missing tensor '%s'", g->ts.source, name);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return br_fail(err, "%s: tensor '%s' has the wrong shape (expected %d x %d)", g->ts.source, name, rows, cols);
     bl->m.rows = rows;
     bl->m.cols = cols;
-    bl->m.w = br_malloc((size_t)rows * cols);
+    br_ternary_weights_alloc(&bl->m);
     float s = 1.0f;
-    int rc = to_ternary(v, (size_t)rows * cols, bl->m.w, &s, g->ts.source, name, err);
-    free(v);
+    int rc = to_ternary(t, (size_t)rows * cols, bl->m.w, &s, g->ts.source, err);
     if (rc) return -1;
     snprintf(name, sizeof name, "%s.scale", base);
     const br_tensor *st = br_tensors_find(&g->ts, name);

@@ -192,7 +192,7 @@ static int load_bitlinear(const br_tensor_set *ts, const char *prefix, br_bitlin
         return br_fail(err, "%s: tensor '%s' has dtype %s; packed ternary weights must be U8", t->file, name, br_dtype_name(t->dtype));
     bl->m.rows = n_out;
     bl->m.cols = n_in;
-    bl->m.w = br_malloc((size_t)n_out * (size_t)n_in);
+    br_ternary_weights_alloc(&bl->m);
     if (br_unpack_hf_ternary(t->data, n_out, n_in, bl->m.w, name, err)) return br_fail_prefix(err, t->file);
     snprintf(name, sizeof name, "%s.weight_scale", prefix);
     const br_tensor *s = br_tensors_find(ts, name);

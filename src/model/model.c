@@ -30,7 +30,7 @@ void br_model_free(br_model *m) {
             free(L->ffn_norm);
             free(L->attn_sub_norm);
             free(L->ffn_sub_norm);
-            for (int k = 0; k < BR_PROJ_COUNT; k++) free(L->proj[k].m.w);
+            for (int k = 0; k < BR_PROJ_COUNT; k++) br_ternary_weights_free(&L->proj[k].m);
         }
     }
     free(m->layers);
