@@ -384,6 +384,12 @@ void test_gguf_hostile(void) {
     fwrite(&odd, 4, 1, f);
     fclose(f);
     CHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
+    f = fopen(path, "r+b"); /* a NaN is not ternary either (the check is branch-free: NaN must not slip through) */
+    fseek(f, off + 4 * 1000, SEEK_SET);
+    odd = NAN;
+    fwrite(&odd, 4, 1, f);
+    fclose(f);
+    CHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
     free(buf);
     /* the CLI says it in one line */
     char cmd[1024], err[4096];
