@@ -197,6 +197,17 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         }
 }
 
+/* Decode takes chunks of about DECODE_CHUNK_BYTES of weights, a multiple of 8 groups (32 rows: the
+ * int32 results of a chunk fill whole cache lines, so two threads rarely write one line). Each take
+ * is a locked add, which on x86 waits for the loads in flight: with 8 groups (20 KB on a 2560-wide
+ * matrix) those waits cost several percent of decode. Batches take one group at a time. */
+#define DECODE_CHUNK_BYTES (64 << 10)
+static long decode_chunk_groups(const br_ternary_matrix *m) {
+    const packed_matrix *pm = m->prepared;
+    const long group_bytes = (long)pm->blocks_per_row * BR_TGROUP_BLOCK, groups = (DECODE_CHUNK_BYTES + group_bytes - 1) / group_bytes;
+    return (groups + 7) / 8 * 8;
+}
+
 /* Pads and sums the activations once for all matrices of a group (same cols, same layout). */
 static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x, int n_tokens) {
     const packed_matrix *pm = m->prepared;
@@ -244,9 +255,7 @@ static void cpu_matmul_group(br_backend *be, const br_ternary_matrix *const *ms,
         job.first_group[k + 1] = job.first_group[k] + (ms[k]->rows + 3) / 4;
         work += (long)ms[k]->rows * ms[k]->cols;
     }
-    /* chunks of 8 groups (32 rows: the int32 results of a chunk fill whole cache lines, so two
-     * threads rarely write one line); batches take one group at a time, they are long enough */
-    br_steal_init(&job.work, job.first_group[n], br_pool_size(cb->pool), n_tokens >= 4 ? 1 : 8);
+    br_steal_init(&job.work, job.first_group[n], br_pool_size(cb->pool), n_tokens >= 4 ? 1 : decode_chunk_groups(ms[0]));
     if (work * n_tokens < (1L << 17)) matmul_worker(&job, 0, 1); /* too small to share */
     else br_pool_run(cb->pool, matmul_worker, &job);
 }
