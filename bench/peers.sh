@@ -44,20 +44,21 @@ peer_run() { # binary model; the Markdown table (the forks' CSV layouts differ, 
         t = $(NF - 2); v = $(NF - 1); gsub(/ /, "", t); split(v, a, "±"); gsub(/ /, "", a[1])
         if (t ~ /^pp[0-9]/) pp = a[1]; if (t ~ /^tg[0-9]/) tg = a[1] } END { print pp + 0, tg + 0 }'
 }
-bitrom_run() { # model head layout
-    $B bench -m "$1" -t "$T" --head "$2" --layout "$3" --chunks 1 --json 2>/dev/null | sed -n 's/.*"pp_tokens_per_s": \([0-9.]*\).*"tg_tokens_per_s": \([0-9.]*\).*"mem_bw_gb_per_s": \([0-9.]*\).*/\1 \2 \3/p'
+bitrom_run() { # model head layout -> "pp tg bandwidth tg_GB/s fraction", bandwidth probed around the decode run
+    $B bench -m "$1" -t "$T" --head "$2" --layout "$3" --chunks 1 --json 2>/dev/null |
+        sed -n 's/.*"pp_tokens_per_s": \([0-9.]*\).*"tg_tokens_per_s": \([0-9.]*\).*"tg_gb_per_s": \([0-9.]*\).*"mem_bw_gb_per_s": \([0-9.]*\).*"bw_fraction": \([0-9.]*\).*/\1 \2 \4 \3 \5/p'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "| model shape | engine / format | decode tok/s | prompt-128 tok/s |"
-echo "|---|---|---|---|"
+echo "| model shape | engine / format | decode tok/s | prompt-128 tok/s | decode GB/s, % of the bandwidth probed around it |"
+echo "|---|---|---|---|---|"
 for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
     : > "$W/$preset.results"
     for r in $(seq 1 "$R"); do
         log "$preset: repetition $r of $R"
         for cfg in 2bit:q8 2bit:q6 2bit:q4 base3:q6; do
             set -- $(bitrom_run "$W/$preset-i2_s.gguf" "${cfg#*:}" "${cfg%:*}")
-            echo "bitrom-$cfg $1 $2 $3" >> "$W/$preset.results"
+            echo "bitrom-$cfg $1 $2 $3 $4 $5" >> "$W/$preset.results"
         done
         if [ -n "${IK_LLAMA_BENCH:-}" ] && [ -f "$W/$preset-iq2_bn.gguf" ]; then
             set -- $(peer_run "$IK_LLAMA_BENCH" "$W/$preset-iq2_bn.gguf")
@@ -75,6 +76,10 @@ for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
     for eng in $(awk '{print $1}' "$W/$preset.results" | sort -u); do
         pp=$(awk -v e=$eng '$1==e {print $2}' "$W/$preset.results" | median)
         tg=$(awk -v e=$eng '$1==e {print $3}' "$W/$preset.results" | median)
+        share=""
+        case $eng in bitrom-*)
+            share="$(awk -v e=$eng '$1==e {print $5}' "$W/$preset.results" | median) GB/s, $(awk -v e=$eng '$1==e {print 100 * $6}' "$W/$preset.results" | median) %" ;;
+        esac
         case $eng in
             bitrom-2bit:q8) name="bitrom, 2-bit layout + q8 head" ;;
             bitrom-2bit:q6) name="bitrom, 2-bit layout + q6 head" ;;
@@ -85,11 +90,11 @@ for preset in ${PRESETS:-bitnet-large bitnet-2b-4t}; do
             llama.cpp-tq2_0) name="llama.cpp kernels, TQ2_0 + Q6_K embedding" ;;
             *) name=$eng ;;
         esac
-        echo "| $preset | $name | $tg | $pp |"
+        echo "| $preset | $name | $tg | $pp | $share |"
     done
     bw=$(awk '$1 ~ /^bitrom/ {print $4}' "$W/$preset.results" | median)
     log "$preset: memory read bandwidth measured by bitrom bench: median $bw GB/s"
-    echo "| $preset | (memory read bandwidth, 2 threads, median of bitrom's measurements) | $bw GB/s | |"
+    echo "| $preset | (memory read bandwidth, 2 threads, median of bitrom's probes) | $bw GB/s | | |"
 done
 echo
 echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $T threads, median of $R interleaved repetitions"

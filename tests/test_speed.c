@@ -33,8 +33,14 @@ void test_gen_bench_compare(void) {
     br_json j;
     CHECK(br_json_parse(out, strlen(out), &j, &e) == 0);
     double v;
-    static const char *const keys[] = {"pp_tokens_per_s", "tg_tokens_per_s", "tg_gb_per_s", "mem_bw_gb_per_s"};
-    for (int i = 0; i < 4; i++) CHECKF(br_json_get_number(&j, keys[i], &v) == 1 && v > 0, "%s", keys[i]);
+    static const char *const keys[] = {"pp_tokens_per_s", "tg_tokens_per_s", "tg_gb_per_s", "mem_bw_gb_per_s", "bw_fraction", "mem_bw_max_gb_per_s"};
+    for (int i = 0; i < 6; i++) CHECKF(br_json_get_number(&j, keys[i], &v) == 1 && v > 0, "%s", keys[i]);
+    double tg_gbs = 0, bw = 0, frac = 0, bw_max = 0; /* with one repetition the fraction is that run's GB/s over its probes */
+    br_json_get_number(&j, "tg_gb_per_s", &tg_gbs);
+    br_json_get_number(&j, "mem_bw_gb_per_s", &bw);
+    br_json_get_number(&j, "bw_fraction", &frac);
+    br_json_get_number(&j, "mem_bw_max_gb_per_s", &bw_max);
+    CHECKF(fabs(frac - tg_gbs / bw) < 1e-3 * frac + 1e-4 && bw_max >= bw, "fraction %g, %g / %g, highest %g", frac, tg_gbs, bw, bw_max);
     br_json_free(&j);
     /* the compact heads against f32 on the real model */
     const char *f = tmp_path("h_f32.f32"), *q = tmp_path("h_q8.f32");

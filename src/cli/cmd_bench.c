@@ -42,7 +42,11 @@ int cmd_bench(const cli_opts *o) {
     const double load_s = br_now_seconds() - t0;
     const br_config *c = &e.model.cfg;
     fprintf(stderr, "bench: model loaded and packed in %.1f s; measuring memory bandwidth...\n", load_s);
-    const double bw = br_measure_read_bandwidth(e.pool, (size_t)1 << 30, 3);
+    /* The machine's bandwidth drifts (on a shared host it moved between 35 and 77 GB/s within
+     * minutes), so it is probed right before and right after each decode run, and each run is
+     * compared with the mean of its two probes. */
+    br_bw_probe *probe = br_bw_probe_create((size_t)1 << 30);
+    double bw_max = probe ? br_bw_probe_run(probe, e.pool, 3) : 0;
     int *toks = br_malloc(sizeof(int) * (size_t)(P + N + 1));
     uint64_t s = 12345;
     for (int i = 0; i < P + N + 1; i++) {
@@ -51,6 +55,11 @@ int cmd_bench(const cli_opts *o) {
     }
     float *logits = br_malloc(sizeof(float) * (size_t)c->vocab_size);
     double *pp = br_calloc((size_t)reps, sizeof(double)), *tg = br_calloc((size_t)reps, sizeof(double));
+    double *bw = br_calloc((size_t)reps, sizeof(double)), *frac = br_calloc((size_t)reps, sizeof(double));
+    const int is_cpu = strcmp(e.backend->name, "cpu") == 0;
+    const double wbytes = is_cpu ? (double)br_cpu_backend_weight_bytes(e.backend) : 0;
+    const double hbytes = (double)br_head_bytes(&e.session.head);
+    const double per_token = wbytes + hbytes;
     br_error err;
     int rc = 0;
     for (int r = 0; rc == 0 && r < reps; r++) {
@@ -62,42 +71,50 @@ int cmd_bench(const cli_opts *o) {
         /* decode: one token at a time after a short context */
         br_session_reset(&e.session);
         if (rc == 0 && br_session_forward(&e.session, toks, 1, logits, 0, &err)) rc = 1;
+        const double bw_before = probe ? br_bw_probe_run(probe, e.pool, 2) : 0;
         a = br_now_seconds();
         for (int i = 0; rc == 0 && i < N; i++)
             if (br_session_forward(&e.session, &toks[1 + i], 1, logits, 0, &err)) rc = 1;
         b = br_now_seconds();
+        const double bw_after = probe ? br_bw_probe_run(probe, e.pool, 2) : 0;
         tg[r] = N / (b - a);
-        fprintf(stderr, "bench: repetition %d/%d: pp %.1f tok/s, tg %.1f tok/s\n", r + 1, reps, pp[r], tg[r]);
+        bw[r] = 0.5 * (bw_before + bw_after);
+        frac[r] = bw[r] > 0 ? per_token * tg[r] / 1e9 / bw[r] : 0;
+        bw_max = fmax(bw_max, fmax(bw_before, bw_after));
+        fprintf(stderr, "bench: repetition %d/%d: pp %.1f tok/s, tg %.1f tok/s = %.1f GB/s, %.0f%% of the %.1f GB/s probed around it\n", r + 1, reps, pp[r], tg[r],
+                per_token * tg[r] / 1e9, 100 * frac[r], bw[r]);
     }
     if (rc) {
         cli_error(err.msg);
     } else {
-        const double ppm = median(pp, reps), tgm = median(tg, reps);
-        const int is_cpu = strcmp(e.backend->name, "cpu") == 0;
-        const double wbytes = is_cpu ? (double)br_cpu_backend_weight_bytes(e.backend) : 0;
-        const double hbytes = (double)br_head_bytes(&e.session.head);
-        const double per_token = wbytes + hbytes, gbs = per_token * tgm / 1e9;
+        const double ppm = median(pp, reps), tgm = median(tg, reps), bwm = median(bw, reps), fracm = median(frac, reps);
+        const double gbs = per_token * tgm / 1e9;
         if (o->json_flag) {
             printf("{\"model\": \"%s\", \"backend\": \"%s\", \"kernel\": \"%s\", \"layout\": \"%s\", \"head\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                    "\"repetitions\": %d, \"pp_tokens_per_s\": %.3f, \"tg_tokens_per_s\": %.3f, \"weight_bytes_per_token\": %.0f, "
-                   "\"ternary_bytes\": %.0f, \"head_bytes\": %.0f, \"tg_gb_per_s\": %.3f, \"mem_bw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, \"load_s\": %.2f}\n",
+                   "\"ternary_bytes\": %.0f, \"head_bytes\": %.0f, \"tg_gb_per_s\": %.3f, \"mem_bw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, "
+                   "\"mem_bw_max_gb_per_s\": %.3f, \"bw_fraction_of_max\": %.4f, \"load_s\": %.2f}\n",
                    o->model, e.backend->name, is_cpu ? br_cpu_kernel_name(e.backend) : "-", is_cpu ? br_weight_layout_name(e.backend) : "-",
                    br_head_kind_name(e.session.head.kind),
-                   o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bw, bw > 0 ? gbs / bw : 0, load_s);
+                   o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bwm, fracm, bw_max, bw_max > 0 ? gbs / bw_max : 0, load_s);
         } else {
             printf("| %-28s | %9s | %10s | %6s | %4s | %7s | %14s | %14s | %10s | %8s |\n", "model", "weights", "kernel", "layout", "head", "threads", "pp tok/s",
                    "tg tok/s", "tg GB/s", "% of BW");
             printf("| %-28.28s | %7.0f MB | %10s | %6s | %4s | %7d | %14.2f | %14.2f | %10.2f | %7.1f%% |\n", o->model, per_token / 1e6,
                    is_cpu ? br_cpu_kernel_name(e.backend) : e.backend->name, is_cpu ? br_weight_layout_name(e.backend) : "-", br_head_kind_name(e.session.head.kind), o->threads,
-                   ppm, tgm, gbs, bw > 0 ? 100 * gbs / bw : 0);
-            printf("memory read bandwidth measured in this run: %.2f GB/s (%d threads); pp = %d-token prompt, tg = %d decoded tokens, median of %d\n", bw, o->threads,
-                   P, N, reps);
+                   ppm, tgm, gbs, 100 * fracm);
+            printf("memory read bandwidth probed around each decode run: median %.2f GB/s, highest %.2f GB/s (%d threads); %% of BW = median over the runs of "
+                   "tg GB/s / the mean of the probes before and after it (%.1f%% of the highest); pp = %d-token prompt, tg = %d decoded tokens, median of %d\n",
+                   bwm, bw_max, o->threads, bw_max > 0 ? 100 * gbs / bw_max : 0, P, N, reps);
         }
     }
     free(toks);
     free(logits);
     free(pp);
     free(tg);
+    free(bw);
+    free(frac);
+    br_bw_probe_free(probe);
     cli_engine_close(&e);
     return rc;
 }

@@ -60,23 +60,47 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-double br_measure_read_bandwidth(br_pool *pool, size_t bytes, int reps) {
+struct br_bw_probe {
+    uint8_t *buf;
+    size_t bytes;
+};
+
+br_bw_probe *br_bw_probe_create(size_t bytes) {
     bytes = bytes / 4096 * 4096;
-    uint8_t *buf = br_huge_alloc(bytes); /* the same kind of pages the packed weights get */
-    if (!buf) return 0;
-    for (size_t i = 0; i < bytes; i += 64) buf[i] = (uint8_t)i; /* touch every page */
-    memset(buf, 1, bytes);
+    uint8_t *buf = bytes ? br_huge_alloc(bytes) : NULL; /* the same kind of pages the packed weights get */
+    if (!buf) return NULL;
+    memset(buf, 1, bytes); /* touch every page */
+    br_bw_probe *p = br_malloc(sizeof *p);
+    p->buf = buf;
+    p->bytes = bytes;
+    return p;
+}
+
+double br_bw_probe_run(br_bw_probe *p, br_pool *pool, int reps) {
     bw_job j;
     memset(&j, 0, sizeof j);
-    j.buf = buf;
-    j.bytes = bytes;
+    j.buf = p->buf;
+    j.bytes = p->bytes;
     double best = 0;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         br_pool_run(pool, bw_worker, &j);
         double dt = now() - t0;
-        if (dt > 0 && bytes / dt / 1e9 > best) best = (double)bytes / dt / 1e9;
+        if (dt > 0 && (double)p->bytes / dt / 1e9 > best) best = (double)p->bytes / dt / 1e9;
     }
-    br_huge_free(buf, bytes);
     return best;
+}
+
+void br_bw_probe_free(br_bw_probe *p) {
+    if (!p) return;
+    br_huge_free(p->buf, p->bytes);
+    free(p);
+}
+
+double br_measure_read_bandwidth(br_pool *pool, size_t bytes, int reps) {
+    br_bw_probe *p = br_bw_probe_create(bytes);
+    if (!p) return 0;
+    const double bw = br_bw_probe_run(p, pool, reps);
+    br_bw_probe_free(p);
+    return bw;
 }

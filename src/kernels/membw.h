@@ -7,7 +7,15 @@
 
 #include "kernels/threadpool.h"
 
-/* GB/s (1e9 bytes) reading `bytes` (>= 256 MiB recommended) `reps` times; best of the repetitions. */
+/* A buffer of `bytes` (>= 256 MiB recommended, far beyond the caches) kept for repeated probes: on a
+ * shared machine the bandwidth drifts within minutes, so a benchmark probes next to each timing. */
+typedef struct br_bw_probe br_bw_probe;
+br_bw_probe *br_bw_probe_create(size_t bytes); /* NULL when the memory is not available */
+/* GB/s (1e9 bytes) reading the buffer on every thread of the pool, best of `reps` passes */
+double br_bw_probe_run(br_bw_probe *p, br_pool *pool, int reps);
+void br_bw_probe_free(br_bw_probe *p);
+
+/* One-shot: create, run, free. */
 double br_measure_read_bandwidth(br_pool *pool, size_t bytes, int reps);
 
 #endif
