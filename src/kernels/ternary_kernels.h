@@ -29,6 +29,13 @@
 #define BR_TGROUP_BLOCK (4 * BR_TBLOCK_BYTES) /* bytes of one block of a 4-row group */
 #define BR_T3BLOCK 320                         /* weights per block of the base-3 layout (same bytes) */
 
+/* An empty asm that takes its operands in vector registers: a register-allocation hint for the
+ * kernels' accumulators (no code). gcc 12 otherwise copied loop-carried accumulators through other
+ * registers and spilled some on every iteration. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define KEEP_IN_REGISTERS8(a, b, c, d, e, f, g, h) __asm__("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d), "+v"(e), "+v"(f), "+v"(g), "+v"(h))
+#endif
+
 typedef struct br_ternary_kernels {
     const char *name;
     /* out[k] = sum_c w_k[c] x[c] for the 4 rows of the group at codes; xsum = sum_c x[c]. */
