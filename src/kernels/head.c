@@ -62,33 +62,17 @@ static float block_error(const float *v, float d, float qmax) {
     return e;
 }
 
-/* The step that minimizes the squared error for the codes that step d gives: sum v q / sum q q. */
-static float refit_scale(const float *v, float d, float qmax) {
-    const float id = d > 0 ? 1.0f / d : 0.0f;
-    float vq = 0, qq = 0;
-    for (int j = 0; j < 32; j++) {
-        float q = rintf(v[j] * id);
-        q = q > qmax ? qmax : q < -qmax ? -qmax : q;
-        vq += v[j] * q;
-        qq += q * q;
-    }
-    return qq > 0 && vq > 0 ? vq / qq : d;
-}
-
 /* The scale of one block: absmax / qmax is exact for q8; for the 4- and 6-bit formats a slightly
- * smaller step (clipping the largest value) often has less squared error, so 16 candidate steps are
- * tried, each also refitted by least squares to the codes it gives (as llama.cpp's make_qx_quants). */
+ * smaller step (clipping the largest value) often has less squared error, so 8 candidates are tried
+ * (as llama.cpp's quantizers search). Refitting each candidate by least squares (sum vq / sum qq)
+ * was measured: q6 KL 2.63e-4 -> 2.56e-4 on stories3m, for 14 s more load on 2B-4T; not kept. */
 static float block_scale(const float *v, float amax, float qmax) {
     float best = amax / qmax;
     if (qmax > 31.0f || amax == 0) return best;
     float best_err = block_error(v, best, qmax);
-    for (int c = 0; c < 16; c++) {
-        const float d = amax / (qmax - 0.5f + 0.125f * (float)c * (qmax > 7.0f ? 2.0f : 1.0f));
-        const float cand[2] = {d, refit_scale(v, d, qmax)};
-        for (int k = 0; k < 2; k++) {
-            const float e = block_error(v, cand[k], qmax);
-            if (e < best_err) best = cand[k], best_err = e;
-        }
+    for (int c = 1; c < 8; c++) {
+        const float d = amax / (qmax + 0.125f * (float)c * (qmax > 7.0f ? 2.0f : 1.0f)), e = block_error(v, d, qmax);
+        if (e < best_err) best = d, best_err = e;
     }
     return best;
 }
