@@ -212,6 +212,24 @@ void test_fast_path_bit_identical(void) {
             }
             free(ref);
         }
+        { /* once the CPU kernels packed their copy, the model's int8 weights can go (the engine does
+           * that): the same logits; preparing again is a clear error, not a crash */
+            br_backend *ref_be = br_cpu_backend_create(pool, BR_KERNEL_REFERENCE);
+            float *ref = run_logits(&m, ref_be, pool, toks, n, 0), *got = br_malloc(bytes);
+            ref_be->destroy(ref_be);
+            br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+            br_session s;
+            CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
+            br_model_release_ternary(&m);
+            CHECK(m.layers[0].proj[0].m.w == NULL);
+            CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
+            CHECKF(memcmp(ref, got, bytes) == 0, "%s: logits changed after the int8 weights were released", golden_models[mi]);
+            br_session_free(&s);
+            CHECK(br_session_init(&s, &m, be, pool, 0, &e) == -1 && strstr(e.msg, "released"));
+            be->destroy(be);
+            free(ref);
+            free(got);
+        }
         br_model_free(&m);
     }
     br_pool_destroy(pool);

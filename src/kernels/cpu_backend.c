@@ -114,6 +114,7 @@ static void pack_base3(packed_matrix *pm, const br_ternary_matrix *m, size_t byt
 
 static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
     const cpu_backend *cb = (const cpu_backend *)be;
+    if (!m->w) return br_fail(err, "layer %d %s: the int8 weights were released after packing; load the model again", m->layer, br_proj_names[m->proj]);
     packed_matrix *pm = br_malloc(sizeof *pm);
     pm->block_cols = cb->layout == BR_LAYOUT_BASE3 ? BR_T3BLOCK : BR_TBLOCK;
     pm->blocks_per_row = (m->cols + pm->block_cols - 1) / pm->block_cols;
@@ -237,10 +238,16 @@ static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x,
 static void cpu_matmul_group(br_backend *be, const br_ternary_matrix *const *ms, int n, const int8_t *x, int n_tokens, int pos0, int32_t *const *accs) {
     (void)pos0;
     cpu_backend *cb = (cpu_backend *)be;
-    if (!cb->k || n > MAX_GROUP || stage_x(cb, ms[0], x, n_tokens)) {
+    if (!cb->k) { /* the reference kind: the model's int8 weights (never released for it) */
         for (int k = 0; k < n; k++) br_ternary_matmul_reference(ms[k], x, n_tokens, accs[k]);
         return;
     }
+    if (n > MAX_GROUP) {
+        cpu_matmul_group(be, ms, MAX_GROUP, x, n_tokens, pos0, accs);
+        cpu_matmul_group(be, ms + MAX_GROUP, n - MAX_GROUP, x, n_tokens, pos0, accs + MAX_GROUP);
+        return;
+    }
+    if (stage_x(cb, ms[0], x, n_tokens)) br_out_of_memory((size_t)n_tokens * (size_t)ms[0]->cols);
     matmul_job job;
     memset(&job, 0, sizeof job);
     job.n_mats = n;

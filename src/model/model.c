@@ -22,6 +22,11 @@ int br_model_load(br_model *m, const char *path, br_error *err) {
     return rc;
 }
 
+void br_model_release_ternary(br_model *m) {
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++)
+        for (int k = 0; k < BR_PROJ_COUNT; k++) br_ternary_weights_free(&m->layers[l].proj[k].m);
+}
+
 void br_model_free(br_model *m) {
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {

@@ -71,6 +71,11 @@ int br_config_validate(const br_config *c, const char *path, br_error *err);
  * Returns -1 with a message on an invalid code (3). */
 int br_unpack_hf_ternary(const uint8_t *packed, int n_out, int n_in, int8_t *w, const char *what, br_error *err);
 
+/* Frees the int8 weights of every BitLinear (m.w = NULL): for a backend that packed its own copy at
+ * prepare time and never reads them again (the CPU kernels). Halves a 2B model's memory; preparing a
+ * matrix again afterwards fails with an error. */
+void br_model_release_ternary(br_model *m);
+
 /* Total ternary weights of all BitLinears. */
 int64_t br_model_ternary_params(const br_model *m);
 
