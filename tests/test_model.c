@@ -224,8 +224,13 @@ void test_fast_path_bit_identical(void) {
             CHECK(m.layers[0].proj[0].m.w == NULL);
             CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
             CHECKF(memcmp(ref, got, bytes) == 0, "%s: logits changed after the int8 weights were released", golden_models[mi]);
+            br_session s2; /* one session per model at a time: the backend's packed copy hangs off the model */
+            CHECK(br_session_init(&s2, &m, be, pool, 0, &e) == -1 && strstr(e.msg, "already has a session"));
+            br_session_free(&s2); /* harmless after a failed init */
             br_session_free(&s);
+            CHECK(m.n_sessions == 0);
             CHECK(br_session_init(&s, &m, be, pool, 0, &e) == -1 && strstr(e.msg, "released"));
+            CHECK(m.n_sessions == 0);
             be->destroy(be);
             free(ref);
             free(got);

@@ -66,8 +66,12 @@ static float *kv_alloc(const br_session *s) {
 
 int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err) {
     memset(s, 0, sizeof *s);
+    /* a backend's prepared form hangs off the model's matrices: one session per model at a time (a
+     * second would overwrite the first's, and freeing either would unprepare both) */
+    if (m->n_sessions > 0) return br_fail(err, "this model already has a session; free it before starting another");
     const br_config *c = &m->cfg;
     s->model = m;
+    m->n_sessions++; /* given back by br_session_free, also on the failure paths below */
     s->backend = be;
     s->pool = pool;
     s->max_seq = max_seq > 0 && max_seq < c->max_seq ? max_seq : c->max_seq;
@@ -107,6 +111,7 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
 }
 
 void br_session_free(br_session *s) {
+    if (s->model) s->model->n_sessions--;
     if (s->model && s->backend && s->backend->unprepare)
         for (int l = 0; l < s->model->cfg.n_layers; l++)
             for (int k = 0; k < BR_PROJ_COUNT; k++) s->backend->unprepare(s->backend, &s->model->layers[l].proj[k].m);

@@ -57,6 +57,7 @@ typedef struct br_model {
     int has_tokenizer;
     char *path;
     char *chat_template; /* may be NULL */
+    int n_sessions;      /* live br_sessions (at most one: backends prepare the model's matrices in place) */
 } br_model;
 
 /* Loads a model: a Hugging Face directory (config.json + safetensors) or a .gguf file. */
