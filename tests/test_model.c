@@ -121,18 +121,23 @@ static golden_cmp compare_logits(const float *got, const float *ref, int n, int 
     return r;
 }
 
+
+/* golden model mi from the shared assets; a failed load is a failed check */
+static int load_golden(br_model *m, int mi, br_error *e) {
+    char path[256];
+    snprintf(path, sizeof path, "models/%s", golden_models[mi]);
+    if (br_model_load(m, asset(path), e) == 0) return 0;
+    CHECKF(0, "%s", e->msg);
+    return -1;
+}
+
 void test_golden_logits(void) {
     static const char *const seqs[3][2] = {{"story", "kjv"}, {"rand0", "rand1"}, {"rand0", "rand1"}};
     br_pool *pool = br_pool_create(2);
     for (int mi = 0; mi < 3; mi++) {
-        char path[256];
-        snprintf(path, sizeof path, "models/%s", golden_models[mi]);
         br_model m;
         br_error e;
-        if (br_model_load(&m, asset(path), &e)) {
-            CHECKF(0, "%s", e.msg);
-            continue;
-        }
+        if (load_golden(&m, mi, &e)) continue;
         br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
         br_session s;
         CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
@@ -183,15 +188,11 @@ void test_fast_path_bit_identical(void) {
     br_pool *pool = br_pool_create(2);
     const br_kernel_kind kinds[] = {BR_KERNEL_SCALAR, BR_KERNEL_AVX2, BR_KERNEL_AVX512};
     for (int mi = 0; mi < 3; mi++) {
-        char path[256], meta[256];
-        snprintf(path, sizeof path, "models/%s", golden_models[mi]);
+        char meta[256];
         snprintf(meta, sizeof meta, "golden/%s/meta.json", golden_models[mi]);
         br_model m;
         br_error e;
-        if (br_model_load(&m, asset(path), &e)) {
-            CHECKF(0, "%s", e.msg);
-            continue;
-        }
+        if (load_golden(&m, mi, &e)) continue;
         int toks[256];
         int n = json_int_array(asset(meta), mi == 0 ? "story" : "rand0", "tokens", toks, 256);
         CHECK(n > 4);
