@@ -17,11 +17,7 @@ typedef struct br_head {
     br_isa isa;             /* kernel version used by br_head_matmul: the best this CPU runs */
     int rows, cols, blocks; /* blocks of 32 per row (cols padded) */
     const float *f32;       /* borrowed, for BR_HEAD_F32 */
-    int8_t *q8;             /* [rows][blocks*32] */
-    uint8_t *q4;            /* [rows][blocks*16]: byte j = element j (low nibble) and j+16 (high), value + 8;
-                             * for q6 the low 4 bits of value + 32 */
-    uint8_t *q6h;           /* q6: [rows][pairs of blocks][16]: the top 2 bits of value + 32, see head.c */
-    uint16_t *scales;       /* [rows][blocks], f16 */
+    uint8_t *data;          /* quantized formats: codes and scales in groups of 16 rows, laid out for the kernels (head.c) */
 } br_head;
 
 int br_head_kind_from_name(const char *s, br_head_kind *out);
