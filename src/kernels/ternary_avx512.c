@@ -11,7 +11,9 @@
 #include <string.h>
 
 /* Bytes ahead of the current group block to prefetch: the stream prefetcher alone leaves a core
- * at about half the read bandwidth it can reach. */
+ * at about half the read bandwidth it can reach. Non-temporal: weights are read once per token,
+ * so they should not push the KV cache and activations out of the caches (decode 46.0 -> 49.1
+ * tok/s on 2B-4T, 4 interleaved runs each, with the lm_head's prefetch made NTA as well). */
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 2048
 #endif
@@ -55,10 +57,10 @@ AVX512 static void gemv4_avx512(const uint8_t *codes, const int8_t *x, int block
         const int8_t *xb = x + (size_t)b * BR_TBLOCK;
         const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + 64), x2 = _mm512_loadu_si512(xb + 128), x3 = _mm512_loadu_si512(xb + 192);
         const uint8_t *q = codes + (size_t)b * BR_TGROUP_BLOCK;
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 128), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 192), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 64), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 128), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 192), _MM_HINT_NTA);
         const __m512i q0 = _mm512_load_si512(q), q1 = _mm512_load_si512(q + 64), q2 = _mm512_load_si512(q + 128), q3 = _mm512_load_si512(q + 192);
         ROW_STEP(a00, a01, a02, a03, q0);
         ROW_STEP(a10, a11, a12, a13, q1);
@@ -101,10 +103,10 @@ AVX512 static void gemv4_b3_avx512(const uint8_t *codes, const int8_t *x, int bl
     for (int b = 0; b < blocks; b++) {
         const int8_t *xb = x + (size_t)b * BR_T3BLOCK;
         const uint8_t *q = codes + (size_t)b * BR_TGROUP_BLOCK;
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 128), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 192), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 64), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 128), _MM_HINT_NTA);
+        _mm_prefetch((const char *)(q + PREFETCH_AHEAD + 192), _MM_HINT_NTA);
         __m512i y0 = _mm512_load_si512(q), y1 = _mm512_load_si512(q + 64), y2 = _mm512_load_si512(q + 128), y3 = _mm512_load_si512(q + 192);
         for (int f = 0; f < 5; f++) {
             const __m512i xv = _mm512_loadu_si512(xb + 64 * f);
