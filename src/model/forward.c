@@ -72,23 +72,6 @@ __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const
     }
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
-/* v[i] = e^(v[i] - mx) for the softmax; returns their sum */
-__attribute__((target("avx2,fma"))) static float exp_shifted_avx2(float *v, int n, float mx) {
-    const __m256 m = _mm256_set1_ps(mx);
-    __m256 s = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(v + i), m));
-        _mm256_storeu_ps(v + i, e);
-        s = _mm256_add_ps(s, e);
-    }
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    float sum = _mm_cvtss_f32(t);
-    for (; i < n; i++) sum += v[i] = expf(v[i] - mx);
-    return sum;
-}
 /* out[i] = w[i] * (x[i] * inv), the rmsnorm's scaling */
 __attribute__((target("avx2,fma"))) static void scale_mul_avx2(float *out, const float *x, const float *w, int n, float inv) {
     const __m256 iv = _mm256_set1_ps(inv);
@@ -351,15 +334,11 @@ static void attention_worker(void *ctx, int ith, int nth) {
             sc[i] = dot_f32(q, kc + (size_t)i * hd, hd) * inv_sqrt;
             if (sc[i] > mx) mx = sc[i];
         }
-        float sum = 0;
-#ifdef HAVE_FORWARD_AVX2
-        if (br_cpu_has_avx2_fma()) sum = exp_shifted_avx2(sc, p + 1, mx);
-        else
-#endif
-            for (int i = 0; i <= p; i++) {
-                sc[i] = expf(sc[i] - mx);
-                sum += sc[i];
-            }
+        float sum = 0; /* libm's expf: the vectorized exp moved stories3m's perplexity from 4.9948 to 4.9950 */
+        for (int i = 0; i <= p; i++) {
+            sc[i] = expf(sc[i] - mx);
+            sum += sc[i];
+        }
         float *out = s->attn + (size_t)t * q_dim + h * hd;
         memset(out, 0, sizeof(float) * hd);
         for (int i = 0; i <= p; i++) {
