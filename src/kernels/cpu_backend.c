@@ -209,6 +209,30 @@ static long decode_chunk_groups(const br_ternary_matrix *m) {
     return (groups + 7) / 8 * 8;
 }
 
+/* sum of n int8 codes: the scalar loop cost about 3 us per layer of 2B-4T's decode, serial */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx2"))) static int32_t sum_codes_avx2(const int8_t *x, int n) {
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) /* |x + 128| summed per 8 bytes by vpsadbw, then minus 128 per byte */
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + i)), bias), _mm256_setzero_si256()));
+    int64_t s = _mm256_extract_epi64(acc, 0) + _mm256_extract_epi64(acc, 1) + _mm256_extract_epi64(acc, 2) + _mm256_extract_epi64(acc, 3) - 128L * i;
+    for (; i < n; i++) s += x[i];
+    return (int32_t)s;
+}
+#endif
+
+static int32_t sum_codes(const int8_t *x, int n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (br_cpu_has_avx2()) return sum_codes_avx2(x, n);
+#endif
+    int32_t s = 0;
+    for (int c = 0; c < n; c++) s += x[c];
+    return s;
+}
+
 /* Pads and sums the activations once for all matrices of a group (same cols, same layout). */
 static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x, int n_tokens) {
     const packed_matrix *pm = m->prepared;
@@ -228,9 +252,7 @@ static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x,
         const int8_t *src = x + (size_t)t * m->cols;
         memcpy(dst, src, (size_t)m->cols);
         memset(dst + m->cols, 0, stride - (size_t)m->cols);
-        int32_t s = 0;
-        for (int c = 0; c < m->cols; c++) s += src[c];
-        cb->xsum[t] = s;
+        cb->xsum[t] = sum_codes(src, m->cols);
     }
     return 0;
 }
