@@ -54,13 +54,13 @@ static size_t data_bytes(const br_head *h) { return (size_t)group_count(h) * pai
 typedef struct head_block {
     uint16_t *scales; /* [16] one per row of the group */
     uint8_t *codes;   /* 8 vectors (q8) or 4 lines of nibbles */
-    uint8_t *top;     /* q6: 2 lines of top bits */
+    uint8_t *top;     /* q6: 2 lines of top bits; NULL for the other formats */
 } head_block;
 
 static head_block block_at(const br_head *h, int g, int b) {
     uint8_t *pair = h->data + ((size_t)g * pair_count(h) + b / 2) * pair_bytes(h->kind);
     const size_t cb = block_code_bytes(h->kind);
-    head_block k = {(uint16_t *)(void *)(pair + 32 * (b % 2)), pair + 64 + cb * (b % 2), pair + 64 + 2 * cb + 128 * (b % 2)};
+    head_block k = {(uint16_t *)(void *)(pair + 32 * (b % 2)), pair + 64 + cb * (b % 2), h->kind == BR_HEAD_Q6 ? pair + 64 + 2 * cb + 128 * (b % 2) : NULL};
     return k;
 }
 

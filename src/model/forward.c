@@ -11,7 +11,7 @@
 #define MAX_BATCH 128
 
 /* The forward pass's float work in AVX2 where the CPU has it: q . k and out += w v over head_dim,
- * the norms' sum of squares, relu2. */
+ * the norms' sum of squares and scaling, SiLU and relu2. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n) {
@@ -47,7 +47,8 @@ __attribute__((target("avx2,fma"))) static double sumsq_avx2(const float *x, int
     for (; i < n; i++) r += (double)x[i] * x[i];
     return r;
 }
-/* e^x for x in [-87.3, 88.3] (clamped), Cephes' expf polynomial: within 2 ulp of libm's expf */
+/* e^x for x in [-87.3, 88.3] (clamped), Cephes' expf polynomial: SiLU through it stays within 4 ulp
+ * of SiLU through libm's expf (checked on -100..100 in steps of 0.001) */
 __attribute__((target("avx2,fma"))) static __m256 exp_avx2(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
