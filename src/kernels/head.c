@@ -57,7 +57,7 @@ typedef struct head_block {
     uint8_t *top;     /* q6: 2 lines of top bits; NULL for the other formats */
 } head_block;
 
-static head_block block_at(const br_head *h, int g, int b) {
+static inline head_block block_at(const br_head *h, int g, int b) {
     uint8_t *pair = h->data + ((size_t)g * pair_count(h) + b / 2) * pair_bytes(h->kind);
     const size_t cb = block_code_bytes(h->kind);
     head_block k = {(uint16_t *)(void *)(pair + 32 * (b % 2)), pair + 64 + cb * (b % 2), h->kind == BR_HEAD_Q6 ? pair + 64 + 2 * cb + 128 * (b % 2) : NULL};
@@ -263,13 +263,13 @@ __attribute__((target("avx2,fma,f16c"))) static void group_avx2(const br_head *h
     }
 }
 
-/* Software prefetch this far ahead in the stream: 0.77-0.84 -> 0.86-0.90 of the probed bandwidth
- * for a 2560 x 128256 q8 head on 2 threads (1024 and 4096 were no better); non-temporal as the
- * ternary kernels' (ternary_avx512.c). */
+/* Software prefetch this far ahead in the stream, non-temporal as the ternary kernels'
+ * (ternary_avx512.c): a 2560 x 128256 q8 head on 2 threads reads 1.00-1.02 of the probed
+ * bandwidth (0.76-0.82 with ordinary prefetches; 1 KB and 4 KB ahead were no better). */
 #define HEAD_PREFETCH_AHEAD 2048
 
 /* One block of 16 rows: 8 vpdpbusd of 64 code bytes against 4 activation bytes broadcast, in two
- * chains (one chain of 8 was latency-bound), started from -offset x block sum; then one scale
+ * independent chains, started from -offset x block sum; then one scale
  * vector for the 16 rows. q8 needs about 2.5 instructions per 64 bytes of weights; the earlier
  * row-at-a-time kernel needed 10 and could not keep up with memory. */
 #define HEAD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
@@ -313,14 +313,12 @@ HEAD_AVX512 static inline __m512 q4_block_avx512(const uint8_t *codes, const uin
 }
 
 HEAD_AVX512 static void group_avx512(const br_head *h, int g, const head_x *hx, float *out) {
-    const size_t pb = pair_bytes(h->kind), cb = block_code_bytes(h->kind);
-    const uint8_t *group = h->data + (size_t)g * pair_count(h) * pb;
     __m512 acc = _mm512_setzero_ps();
     for (int b = 0; b < h->blocks; b++) {
-        const uint8_t *pair = group + (size_t)(b / 2) * pb, *scales = pair + 32 * (b % 2), *codes = pair + 64 + cb * (b % 2);
-        if (h->kind == BR_HEAD_Q8) acc = q8_block_avx512(codes, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
-        else if (h->kind == BR_HEAD_Q4) acc = q4_block_avx512(codes, NULL, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
-        else acc = q4_block_avx512(codes, pair + 64 + 2 * cb + 128 * (b % 2), scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
+        const head_block k = block_at(h, g, b);
+        const uint8_t *scales = (const uint8_t *)k.scales;
+        if (h->kind == BR_HEAD_Q8) acc = q8_block_avx512(k.codes, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
+        else acc = q4_block_avx512(k.codes, k.top, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
     }
     _mm512_storeu_ps(out, acc);
 }
