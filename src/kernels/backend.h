@@ -38,6 +38,9 @@ struct br_backend {
     /* Optional: several matrices that read the same input (q, k, v; gate, up) in one go, so a
      * threaded backend synchronizes once. NULL means: call matmul for each. */
     void (*matmul_group)(br_backend *be, const br_ternary_matrix *const *ms, int n, const int8_t *x, int n_tokens, int pos0, int32_t *const *accs);
+    /* Optional hint: these matrices are multiplied next, after some serial work of the caller; a
+     * backend may start reading them meanwhile. NULL means no hint is wanted. */
+    void (*prefetch)(br_backend *be, const br_ternary_matrix *const *ms, int n);
     void (*unprepare)(br_backend *be, br_ternary_matrix *m);
     void (*destroy)(br_backend *be);
 };

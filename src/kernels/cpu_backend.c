@@ -3,6 +3,7 @@
  * (AVX-512 VNNI, AVX2 or portable), groups of 4 rows split over the thread pool. */
 #include "kernels/cpu_backend.h"
 #include "kernels/cpu_features.h"
+#include "kernels/prefetch.h"
 #include "kernels/ternary_kernels.h"
 
 #include <stdlib.h>
@@ -138,6 +139,7 @@ static int cpu_prepare(br_backend *be, br_ternary_matrix *m, br_error *err) {
 static void cpu_unprepare(br_backend *be, br_ternary_matrix *m) {
     packed_matrix *pm = m->prepared;
     if (pm) {
+        br_pool_wait(((cpu_backend *)be)->pool); /* a background prefetch may be reading it */
         ((cpu_backend *)be)->weight_bytes -= (size_t)padded_rows(m->rows) * pm->blocks_per_row * BLOCK_BYTES;
         arena_release((cpu_backend *)be);
         free(pm);
@@ -293,8 +295,38 @@ static void cpu_matmul(br_backend *be, const br_ternary_matrix *m, const int8_t 
     cpu_matmul_group(be, &m, 1, x, n_tokens, pos0, &acc);
 }
 
+/* The workers load the start of their shares of the next matmul job: the same split over 4-row
+ * groups as br_steal_init gives matmul_worker. */
+static void cpu_prefetch(br_backend *be, const br_ternary_matrix *const *ms, int n) {
+    cpu_backend *cb = (cpu_backend *)be;
+    if (!cb->k || n < 1 || n > BR_PREFETCH_SEGMENTS || br_pool_size(cb->pool) < 2) return;
+    br_prefetch_plan plan;
+    memset(&plan, 0, sizeof plan);
+    long groups = 0;
+    for (int k = 0; k < n; k++) {
+        const packed_matrix *pm = ms[k]->prepared;
+        if (!pm) return;
+        groups += (ms[k]->rows + 3) / 4;
+        plan.segment[k] = pm->codes;
+        plan.segment_bytes[k] = (size_t)((ms[k]->rows + 3) / 4) * pm->blocks_per_row * BR_TGROUP_BLOCK;
+    }
+    plan.n_segments = n;
+    plan.n_threads = br_pool_size(cb->pool) < BR_PREFETCH_THREADS ? br_pool_size(cb->pool) : BR_PREFETCH_THREADS;
+    for (int i = 0; i < plan.n_threads; i++) {
+        long g, end;
+        br_split_range(groups, i, br_pool_size(cb->pool), &g, &end);
+        for (int k = 0; k < n; k++) { /* group g as a byte offset into the stream */
+            const long gk = (ms[k]->rows + 3) / 4, take = g < gk ? g : gk;
+            plan.share_begin[i] += (size_t)take * (plan.segment_bytes[k] / (size_t)gk);
+            g -= take;
+        }
+    }
+    br_prefetch_post(cb->pool, &plan);
+}
+
 static void cpu_destroy(br_backend *be) {
     cpu_backend *cb = (cpu_backend *)be;
+    br_pool_wait(cb->pool);
     cb->live_matrices = 1;
     arena_release(cb); /* whatever was never unprepared */
     free(cb->xpad);
@@ -330,6 +362,7 @@ br_backend *br_cpu_backend_create(br_pool *pool, br_kernel_kind kind) {
     cb->base.prepare = cpu_prepare;
     cb->base.matmul = cpu_matmul;
     cb->base.matmul_group = cpu_matmul_group;
+    cb->base.prefetch = cpu_prefetch;
     cb->base.unprepare = cpu_unprepare;
     cb->base.destroy = cpu_destroy;
     return &cb->base;

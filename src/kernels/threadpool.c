@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "util/error.h"
@@ -23,7 +24,13 @@ struct br_pool {
     atomic_int pending;
     atomic_int sleepers;
     atomic_int quit;
+    /* a background job (br_pool_post) may be running on the workers; stop asks it to return */
+    int background;
+    atomic_int stop;
+    _Alignas(16) unsigned char background_arg[BR_POOL_ARG_MAX];
 };
+
+static void end_background(br_pool *pool);
 
 typedef struct worker_arg {
     br_pool *pool;
@@ -77,6 +84,7 @@ br_pool *br_pool_create(int n_threads) {
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->quit, 0);
+    atomic_init(&pool->stop, 0);
     pool->threads = br_calloc((size_t)n_threads, sizeof(pthread_t));
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = br_malloc(sizeof *wa);
@@ -93,6 +101,7 @@ br_pool *br_pool_create(int n_threads) {
 
 void br_pool_destroy(br_pool *pool) {
     if (!pool) return;
+    end_background(pool);
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->quit, 1);
     pthread_cond_broadcast(&pool->work_cv);
@@ -107,11 +116,25 @@ void br_pool_destroy(br_pool *pool) {
 
 int br_pool_size(const br_pool *pool) { return pool ? pool->n : 1; }
 
-void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
-    if (!pool || pool->n == 1) {
-        fn(ctx, 0, 1);
-        return;
+static void wait_for_workers(br_pool *pool) {
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0 && spins < SPIN_ITERATIONS; spins++) cpu_relax();
+    if (atomic_load(&pool->pending) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
     }
+}
+
+/* Stops the background job, if one runs, and waits until the workers have left it. */
+static void end_background(br_pool *pool) {
+    if (!pool->background) return;
+    atomic_store(&pool->stop, 1);
+    wait_for_workers(pool);
+    atomic_store(&pool->stop, 0);
+    pool->background = 0;
+}
+
+static void start_workers(br_pool *pool, br_pool_fn fn, void *ctx) {
     pool->fn = fn;
     pool->ctx = ctx;
     atomic_store(&pool->pending, pool->n - 1);
@@ -121,14 +144,33 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
         pthread_cond_broadcast(&pool->work_cv);
         pthread_mutex_unlock(&pool->mu);
     }
-    fn(ctx, 0, pool->n);
-    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0 && spins < SPIN_ITERATIONS; spins++) cpu_relax();
-    if (atomic_load(&pool->pending) > 0) {
-        pthread_mutex_lock(&pool->mu);
-        while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
-        pthread_mutex_unlock(&pool->mu);
-    }
 }
+
+void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
+    if (!pool || pool->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    end_background(pool);
+    start_workers(pool, fn, ctx);
+    fn(ctx, 0, pool->n);
+    wait_for_workers(pool);
+}
+
+int br_pool_post(br_pool *pool, br_pool_fn fn, const void *arg, size_t size) {
+    if (!pool || pool->n == 1 || size > BR_POOL_ARG_MAX) return 0;
+    end_background(pool);
+    memcpy(pool->background_arg, arg, size);
+    pool->background = 1;
+    start_workers(pool, fn, pool->background_arg);
+    return 1;
+}
+
+void br_pool_wait(br_pool *pool) {
+    if (pool) end_background(pool);
+}
+
+int br_pool_stopping(const br_pool *pool) { return atomic_load_explicit(&pool->stop, memory_order_relaxed); }
 
 void br_steal_init(br_steal *s, long total, int n_threads, long chunk) {
     s->n = n_threads < 1 ? 1 : n_threads > BR_STEAL_MAX ? BR_STEAL_MAX : n_threads;

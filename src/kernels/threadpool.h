@@ -5,6 +5,7 @@
 #define BR_THREADPOOL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 typedef void (*br_pool_fn)(void *ctx, int ith, int nth);
 
@@ -14,6 +15,16 @@ br_pool *br_pool_create(int n_threads);
 void br_pool_destroy(br_pool *pool);
 int br_pool_size(const br_pool *pool);
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx);
+
+/* A background job: fn(arg copy, i, n) on the workers i = 1..n-1 only, while the caller goes on
+ * (decode uses it to start streaming the next weights during its serial work). The pool keeps a
+ * copy of the size bytes at arg. The job must return soon once br_pool_stopping() is true: the
+ * next br_pool_run, br_pool_post, br_pool_wait or br_pool_destroy raises it and waits for the job.
+ * Returns 0, running nothing, when the pool has no workers or arg is too large. */
+#define BR_POOL_ARG_MAX 256
+int br_pool_post(br_pool *pool, br_pool_fn fn, const void *arg, size_t size);
+void br_pool_wait(br_pool *pool);
+int br_pool_stopping(const br_pool *pool);
 
 /* Static split with stealing: thread i owns the i-th contiguous part of [0, total) and walks it in
  * chunks (one sequential stream, as a static split); a thread done with its part takes chunks from

@@ -10,6 +10,11 @@
 
 #define MAX_BATCH 128
 
+/* Query heads that share a kv head are attended together, ATTN_UNIT_HEADS at a time (when the
+ * group divides), so each cached key and value is read once for all of them: 2B-4T has 4 query heads
+ * per kv head; units of 2 still give each of 2 threads an equal share of its 20 heads. */
+#define ATTN_UNIT_HEADS 2
+
 /* The forward pass's float work in AVX2 where the CPU has it: q . k and out += w v over head_dim,
  * the norms' sum of squares and scaling, SiLU and relu2. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -34,34 +39,78 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
 }
 /* sum of squares in double (see rmsnorm) */
 __attribute__((target("avx2,fma"))) static double sumsq_avx2(const float *x, int n) {
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0; /* four chains: two were FMA-latency bound */
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
+    for (; i + 16 <= n; i += 16) {
         const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        const __m256d c = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)), d = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12));
         s0 = _mm256_fmadd_pd(a, a, s0);
         s1 = _mm256_fmadd_pd(b, b, s1);
+        s2 = _mm256_fmadd_pd(c, c, s2);
+        s3 = _mm256_fmadd_pd(d, d, s3);
     }
-    const __m256d s = _mm256_add_pd(s0, s1);
+    const __m256d s = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
     const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
     double r = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
     for (; i < n; i++) r += (double)x[i] * x[i];
     return r;
 }
-/* e^x for x in [-87.3, 88.3] (clamped), Cephes' expf polynomial: SiLU through it stays within 4 ulp
- * of SiLU through libm's expf (checked on -100..100 in steps of 0.001) */
+/* e^x for 4 floats, computed in double: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to
+ * r^11 (error below 1e-16), then rounded once to float. On every 4th float of [-104, 0] it differs
+ * from glibc's expf in 24041 of 280 million inputs, and in each of them it is the closer to e^x. */
+__attribute__((target("avx2,fma"))) static __m128 exp4_avx2(__m128 xf) {
+    const __m256d x = _mm256_max_pd(_mm256_cvtps_pd(xf), _mm256_set1_pd(-104.0)); /* e^-104 rounds to 0 in float */
+    const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
+    static const double inv_factorial[12] = {1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0};
+    __m256d p = _mm256_set1_pd(inv_factorial[0]);
+    for (int k = 1; k < 12; k++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_factorial[k]));
+    const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(two_n)));
+}
 __attribute__((target("avx2,fma"))) static __m256 exp_avx2(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x));
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
+    return _mm256_set_m128(exp4_avx2(_mm256_extractf128_ps(x, 1)), exp4_avx2(_mm256_castps256_ps128(x)));
+}
+/* x[i] = e^(x[i] - mx), returns their sum */
+__attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(float *x, int n, float mx) {
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    float tail[8] = {0};
+    for (int k = 0; i + k < n; k++) tail[k] = x[i + k] - mx;
+    const __m256 e = exp_avx2(_mm256_loadu_ps(tail));
+    _mm256_storeu_ps(tail, e);
+    for (int k = 0; i + k < n; k++) x[i + k] = tail[k];
+    s = _mm256_add_ps(s, _mm256_and_ps(e, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+/* y[i] += x[i] */
+__attribute__((target("avx2"))) static void add_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] += x[i];
+}
+/* the rotation of one head, cos and sin of its angles in c[0..half) and sn[0..half); multiply and
+ * subtract rounded apart, as the scalar form (ISO C: no contraction into FMA) */
+__attribute__((target("avx2"))) static void rope_avx2(float *p, const float *c, const float *sn, int half) {
+    int i = 0;
+    for (; i + 8 <= half; i += 8) {
+        const __m256 a = _mm256_loadu_ps(p + i), b = _mm256_loadu_ps(p + half + i), cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(sn + i);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(a, cv), _mm256_mul_ps(b, sv)));
+        _mm256_storeu_ps(p + half + i, _mm256_add_ps(_mm256_mul_ps(b, cv), _mm256_mul_ps(a, sv)));
+    }
+    for (; i < half; i++) {
+        const float a = p[i], b = p[i + half];
+        p[i] = a * c[i] - b * sn[i];
+        p[i + half] = b * c[i] + a * sn[i];
+    }
 }
 /* silu(gate) * up = gate / (1 + e^-gate) * up */
 __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const float *up, size_t n) {
@@ -158,7 +207,7 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     s->hb = br_malloc(B * c->ffn_dim * sizeof(float));
     s->hb2 = br_malloc(B * c->ffn_dim * sizeof(float));
     s->y = br_malloc(B * widest * sizeof(float));
-    s->scores = br_malloc((size_t)br_pool_size(pool) * s->max_seq * sizeof(float));
+    s->scores = br_malloc((size_t)br_pool_size(pool) * ATTN_UNIT_HEADS * s->max_seq * sizeof(float));
     s->xq = br_malloc(B * widest);
     s->xs = br_malloc(B * sizeof(float));
     s->acc = br_malloc(B * (q_dim + 2 * kv_dim + 2 * (size_t)c->ffn_dim + widest) * sizeof(int32_t)); /* a group's outputs */
@@ -279,34 +328,71 @@ static void bitlinear_group(br_session *s, const br_bitlinear *const *bls, int n
 
 static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) { bitlinear_group(s, &bl, 1, x, T, &y); }
 
-/* cos and sin of every rotary angle of the batch's T positions, once per batch instead of per layer */
+/* Tells the backend that projections first .. first+n-1 of layer l come next (the next layer's q, k,
+ * v after the last one's down: layer 0's), so it can read them during the serial work before them. */
+static void prefetch_next(br_session *s, int l, br_proj first, int n) {
+    if (!s->backend->prefetch) return;
+    const br_layer *L = &s->model->layers[l % s->model->cfg.n_layers];
+    const br_ternary_matrix *ms[3];
+    for (int k = 0; k < n; k++) ms[k] = &L->proj[first + k].m;
+    s->backend->prefetch(s->backend, ms, n);
+}
+
+/* cos and sin of every rotary angle of the batch's T positions, once per batch instead of per layer:
+ * token t's cosines at rope_cs[t*head_dim ..], its sines right after them */
 static void rope_angles(br_session *s, int T) {
     const int half = s->model->cfg.head_dim / 2;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
             const float ang = (float)(s->pos + t) * s->rope_inv_freq[i];
-            s->rope_cs[((size_t)t * half + i) * 2] = cosf(ang);
-            s->rope_cs[((size_t)t * half + i) * 2 + 1] = sinf(ang);
+            s->rope_cs[(size_t)t * 2 * half + i] = cosf(ang);
+            s->rope_cs[(size_t)t * 2 * half + half + i] = sinf(ang);
         }
 }
 
 /* rotates the heads of token t of the batch */
 static void rope(const br_session *s, float *v, int n_heads, int t) {
     const int hd = s->model->cfg.head_dim, half = hd / 2;
-    for (int i = 0; i < half; i++) {
-        const float c = s->rope_cs[((size_t)t * half + i) * 2], sn = s->rope_cs[((size_t)t * half + i) * 2 + 1];
-        for (int h = 0; h < n_heads; h++) {
-            float *p = v + h * hd;
+    const float *c = s->rope_cs + (size_t)t * hd, *sn = c + half;
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + h * hd;
+#ifdef HAVE_FORWARD_AVX2
+        if (br_cpu_has_avx2()) {
+            rope_avx2(p, c, sn, half);
+            continue;
+        }
+#endif
+        for (int i = 0; i < half; i++) {
             const float a = p[i], b = p[i + half];
-            p[i] = a * c - b * sn;
-            p[i + half] = b * c + a * sn;
+            p[i] = a * c[i] - b * sn[i];
+            p[i + half] = b * c[i] + a * sn[i];
         }
     }
 }
 
-/* The KV cache is [layer][kv_head][position][head_dim]: one head's keys are contiguous, so the
- * score loop streams them (position-major, consecutive keys of a head were kv_dim floats apart:
- * a new page per key, and after the weights swept the caches every read was a DRAM miss). */
+static void add_f32(float *y, const float *x, size_t n) {
+#ifdef HAVE_FORWARD_AVX2
+    if (br_cpu_has_avx2()) {
+        add_avx2(y, x, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* x[i] = e^(x[i] - max), returns their sum */
+static float exp_shift_sum(float *x, int n, float mx) {
+#ifdef HAVE_FORWARD_AVX2
+    if (br_cpu_has_avx2_fma()) return exp_shift_sum_avx2(x, n, mx);
+#endif
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    return sum;
+}
+
 static size_t kv_offset(const br_session *s, int layer, int kv_head, int pos) {
     const br_config *c = &s->model->cfg;
     return (((size_t)layer * c->n_kv_heads + kv_head) * s->max_seq + pos) * c->head_dim;
@@ -314,38 +400,40 @@ static size_t kv_offset(const br_session *s, int layer, int kv_head, int pos) {
 
 typedef struct attn_job {
     br_session *s;
-    int layer, T;
+    int layer, T, unit; /* query heads per unit of work */
 } attn_job;
+
+/* softmax(q_h . K / sqrt(hd)) V for the unit's heads h0 .. h0+nh-1 of token t; each head's
+ * arithmetic is the same as if it were attended alone */
+static void attend_unit(const attn_job *j, int t, int h0, int nh, float *sc) {
+    br_session *s = j->s;
+    const br_config *c = &s->model->cfg;
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, p = s->pos + t, kvh = h0 / (c->n_heads / c->n_kv_heads);
+    const float *q = s->q + (size_t)t * q_dim + (size_t)h0 * hd;
+    const float *kc = s->k_cache + kv_offset(s, j->layer, kvh, 0), *vc = s->v_cache + kv_offset(s, j->layer, kvh, 0);
+    const float inv_sqrt = 1.0f / sqrtf((float)hd);
+    const size_t stride = (size_t)s->max_seq;
+    for (int i = 0; i <= p; i++)
+        for (int h = 0; h < nh; h++) sc[h * stride + i] = dot_f32(q + (size_t)h * hd, kc + (size_t)i * hd, hd) * inv_sqrt;
+    for (int h = 0; h < nh; h++) {
+        float *sh = sc + h * stride, mx = -INFINITY;
+        for (int i = 0; i <= p; i++) mx = sh[i] > mx ? sh[i] : mx;
+        const float sum = exp_shift_sum(sh, p + 1, mx);
+        for (int i = 0; i <= p; i++) sh[i] /= sum;
+    }
+    float *out = s->attn + (size_t)t * q_dim + (size_t)h0 * hd;
+    memset(out, 0, sizeof(float) * hd * nh);
+    for (int i = 0; i <= p; i++)
+        for (int h = 0; h < nh; h++) axpy_f32(out + (size_t)h * hd, sc[h * stride + i], vc + (size_t)i * hd, hd);
+}
 
 static void attention_worker(void *ctx, int ith, int nth) {
     const attn_job *j = ctx;
-    br_session *s = j->s;
-    const br_config *c = &s->model->cfg;
-    const int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
-    float *sc = s->scores + (size_t)ith * s->max_seq;
-    const float inv_sqrt = 1.0f / sqrtf((float)hd);
+    const int units = j->s->model->cfg.n_heads / j->unit;
     long b, e;
-    br_split_range((long)j->T * c->n_heads, ith, nth, &b, &e);
-    for (long idx = b; idx < e; idx++) {
-        const int t = (int)(idx / c->n_heads), h = (int)(idx % c->n_heads), p = s->pos + t, kvh = h / group;
-        const float *q = s->q + (size_t)t * q_dim + h * hd;
-        const float *kc = s->k_cache + kv_offset(s, j->layer, kvh, 0), *vc = s->v_cache + kv_offset(s, j->layer, kvh, 0);
-        float mx = -INFINITY;
-        for (int i = 0; i <= p; i++) {
-            sc[i] = dot_f32(q, kc + (size_t)i * hd, hd) * inv_sqrt;
-            if (sc[i] > mx) mx = sc[i];
-        }
-        float sum = 0; /* libm's expf: the vectorized exp moved stories3m's perplexity from 4.9948 to 4.9950 */
-        for (int i = 0; i <= p; i++) {
-            sc[i] = expf(sc[i] - mx);
-            sum += sc[i];
-        }
-        float *out = s->attn + (size_t)t * q_dim + h * hd;
-        memset(out, 0, sizeof(float) * hd);
-        for (int i = 0; i <= p; i++) {
-            axpy_f32(out, sc[i] / sum, vc + (size_t)i * hd, hd);
-        }
-    }
+    br_split_range((long)j->T * units, ith, nth, &b, &e);
+    for (long idx = b; idx < e; idx++)
+        attend_unit(j, (int)(idx / units), (int)(idx % units) * j->unit, j->unit, j->s->scores + (size_t)ith * ATTN_UNIT_HEADS * j->s->max_seq);
 }
 
 static void activate(const br_config *c, float *gate, const float *up, size_t n) {
@@ -384,9 +472,11 @@ static void layer_forward(br_session *s, int l, int T) {
             memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
         }
     }
-    attn_job aj = {s, l, T};
+    const int group = c->n_heads / c->n_kv_heads;
+    attn_job aj = {s, l, T, group % ATTN_UNIT_HEADS == 0 ? ATTN_UNIT_HEADS : 1};
     if ((long)T * (s->pos + T) * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);
     else br_pool_run(s->pool, attention_worker, &aj);
+    prefetch_next(s, l, BR_PROJ_O, 1);
     float *o_in = s->attn;
     if (L->attn_sub_norm) {
         for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * q_dim, s->attn + (size_t)t * q_dim, L->attn_sub_norm, q_dim, c->norm_eps);
@@ -394,7 +484,8 @@ static void layer_forward(br_session *s, int l, int T) {
     }
     quantize_rows(s, o_in, T, q_dim);
     bitlinear(s, &L->proj[BR_PROJ_O], o_in, T, s->y);
-    for (size_t i = 0; i < (size_t)T * dim; i++) s->x[i] += s->y[i];
+    prefetch_next(s, l, BR_PROJ_GATE, 2);
+    add_f32(s->x, s->y, (size_t)T * dim);
     /* feed-forward: norm -> quantize once -> gate, up -> act -> (sub-norm) -> down */
     for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
     quantize_rows(s, s->xb, T, dim);
@@ -403,6 +494,7 @@ static void layer_forward(br_session *s, int l, int T) {
         float *out[2] = {s->hb, s->hb2};
         bitlinear_group(s, gu, 2, s->xb, T, out);
     }
+    prefetch_next(s, l, BR_PROJ_DOWN, 1);
     activate(c, s->hb, s->hb2, (size_t)T * ffn);
     float *d_in = s->hb;
     if (L->ffn_sub_norm) {
@@ -411,7 +503,8 @@ static void layer_forward(br_session *s, int l, int T) {
     }
     quantize_rows(s, d_in, T, ffn);
     bitlinear(s, &L->proj[BR_PROJ_DOWN], d_in, T, s->y);
-    for (size_t i = 0; i < (size_t)T * dim; i++) s->x[i] += s->y[i];
+    if (l + 1 < c->n_layers) prefetch_next(s, l + 1, BR_PROJ_Q, 3);
+    add_f32(s->x, s->y, (size_t)T * dim);
 }
 
 static int forward_batch(br_session *s, const int *tokens, int T, float *logits, int all_logits, int is_last, br_error *err) {
@@ -428,6 +521,7 @@ static int forward_batch(br_session *s, const int *tokens, int T, float *logits,
         for (int t = first; t < T; t++) rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
         br_head_matmul(&s->head, s->xb, n, logits, c->vocab_size, s->pool);
     }
+    prefetch_next(s, 0, BR_PROJ_Q, 3); /* read while the caller samples the next token */
     s->pos += T;
     return 0;
 }
