@@ -263,10 +263,15 @@ __attribute__((target("avx2,fma,f16c"))) static void group_avx2(const br_head *h
     }
 }
 
-/* Software prefetch this far ahead in the stream, non-temporal as the ternary kernels'
- * (ternary_avx512.c): a 2560 x 128256 q8 head on 2 threads reads 1.00-1.02 of the probed
- * bandwidth (0.76-0.82 with ordinary prefetches; 1 KB and 4 KB ahead were no better). */
-#define HEAD_PREFETCH_AHEAD 2048
+/* Software prefetch this far ahead in the stream, non-temporal, as the ternary kernels (see
+ * ternary_avx512.c for the measurements): a 2560 x 128256 q8 head on 2 threads reads 1.00-1.02 of
+ * the probed bandwidth with NTA prefetches, 0.76-0.82 with ordinary ones. */
+#ifndef PREFETCH_HINT
+#define PREFETCH_HINT _MM_HINT_NTA
+#endif
+#ifndef HEAD_PREFETCH_AHEAD
+#define HEAD_PREFETCH_AHEAD 4096
+#endif
 
 /* One block of 16 rows: 8 vpdpbusd of 64 code bytes against 4 activation bytes broadcast, in two
  * independent chains, started from -offset x block sum; then one scale
@@ -282,8 +287,8 @@ HEAD_AVX512 static inline __m512 block_finish_avx512(__m512i a0, __m512i a1, con
 HEAD_AVX512 static inline __m512 q8_block_avx512(const uint8_t *codes, const uint8_t *scales, const uint32_t *xq, int32_t corr, float d, __m512 acc) {
     __m512i a0 = _mm512_set1_epi32(corr), a1 = _mm512_setzero_si512();
     for (int c = 0; c < 8; c += 2) {
-        _mm_prefetch((const char *)codes + c * 64 + HEAD_PREFETCH_AHEAD, _MM_HINT_NTA);
-        _mm_prefetch((const char *)codes + c * 64 + 64 + HEAD_PREFETCH_AHEAD, _MM_HINT_NTA);
+        _mm_prefetch((const char *)codes + c * 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
+        _mm_prefetch((const char *)codes + c * 64 + 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(codes + c * 64), _mm512_set1_epi32((int)xq[c]));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(codes + c * 64 + 64), _mm512_set1_epi32((int)xq[c + 1]));
     }
@@ -297,11 +302,11 @@ HEAD_AVX512 static inline __m512 q4_block_avx512(const uint8_t *codes, const uin
     const __m512i low = _mm512_set1_epi8(15), three = _mm512_set1_epi8(3);
     __m512i a0 = _mm512_set1_epi32(corr), a1 = _mm512_setzero_si512();
     for (int l = 0; l < 4; l++) {
-        _mm_prefetch((const char *)codes + l * 64 + HEAD_PREFETCH_AHEAD, _MM_HINT_NTA);
+        _mm_prefetch((const char *)codes + l * 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
         const __m512i v = _mm512_loadu_si512(codes + l * 64);
         __m512i u0 = _mm512_and_si512(v, low), u1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
         if (top) {
-            if (l % 2 == 0) _mm_prefetch((const char *)top + l * 32 + HEAD_PREFETCH_AHEAD, _MM_HINT_NTA);
+            if (l % 2 == 0) _mm_prefetch((const char *)top + l * 32 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
             const __m512i t = _mm512_srli_epi16(_mm512_loadu_si512(top + (l / 2) * 64), 4 * (l % 2));
             u0 = _mm512_or_si512(u0, _mm512_slli_epi16(_mm512_and_si512(t, three), 4));
             u1 = _mm512_or_si512(u1, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(t, 2), three), 4));
