@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cpu_features.h"
 #include "kernels/quant.h"
+#include "kernels/vecf32.h"
 #include "util/hugemem.h"
 
 #define MAX_BATCH 128
@@ -14,158 +14,6 @@
  * group divides), so each cached key and value is read once for all of them: 2B-4T has 4 query heads
  * per kv head; units of 2 still give each of 2 threads an equal share of its 20 heads. */
 #define ATTN_UNIT_HEADS 2
-
-/* The forward pass's float work in AVX2 where the CPU has it: q . k and out += w v over head_dim,
- * the norms' sum of squares and scaling, SiLU and relu2. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0; /* four chains: one was FMA-latency bound */
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    float r = _mm_cvtss_f32(t);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-/* sum of squares in double (see rmsnorm) */
-__attribute__((target("avx2,fma"))) static double sumsq_avx2(const float *x, int n) {
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0; /* four chains: two were FMA-latency bound */
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
-        const __m256d c = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8)), d = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12));
-        s0 = _mm256_fmadd_pd(a, a, s0);
-        s1 = _mm256_fmadd_pd(b, b, s1);
-        s2 = _mm256_fmadd_pd(c, c, s2);
-        s3 = _mm256_fmadd_pd(d, d, s3);
-    }
-    const __m256d s = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
-    const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
-    double r = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-    for (; i < n; i++) r += (double)x[i] * x[i];
-    return r;
-}
-/* e^x for 4 floats, computed in double: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to
- * r^11 (error below 1e-16), then rounded once to float. On every 4th float of [-104, 0] it differs
- * from glibc's expf in 24041 of 280 million inputs, and in each of them it is the closer to e^x. */
-__attribute__((target("avx2,fma"))) static __m128 exp4_avx2(__m128 xf) {
-    const __m256d x = _mm256_max_pd(_mm256_cvtps_pd(xf), _mm256_set1_pd(-104.0)); /* e^-104 rounds to 0 in float */
-    const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
-    static const double inv_factorial[12] = {1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0};
-    __m256d p = _mm256_set1_pd(inv_factorial[0]);
-    for (int k = 1; k < 12; k++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_factorial[k]));
-    const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023)), 52);
-    return _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(two_n)));
-}
-__attribute__((target("avx2,fma"))) static __m256 exp_avx2(__m256 x) {
-    return _mm256_set_m128(exp4_avx2(_mm256_extractf128_ps(x, 1)), exp4_avx2(_mm256_castps256_ps128(x)));
-}
-/* x[i] = e^(x[i] - mx), returns their sum */
-__attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(float *x, int n, float mx) {
-    const __m256 m = _mm256_set1_ps(mx);
-    __m256 s = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
-        _mm256_storeu_ps(x + i, e);
-        s = _mm256_add_ps(s, e);
-    }
-    float tail[8] = {0};
-    for (int k = 0; i + k < n; k++) tail[k] = x[i + k] - mx;
-    const __m256 e = exp_avx2(_mm256_loadu_ps(tail));
-    _mm256_storeu_ps(tail, e);
-    for (int k = 0; i + k < n; k++) x[i + k] = tail[k];
-    s = _mm256_add_ps(s, _mm256_and_ps(e, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
-}
-/* y[i] += x[i] */
-__attribute__((target("avx2"))) static void add_avx2(float *y, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
-    for (; i < n; i++) y[i] += x[i];
-}
-/* the rotation of one head, cos and sin of its angles in c[0..half) and sn[0..half); multiply and
- * subtract rounded apart, as the scalar form (ISO C: no contraction into FMA) */
-__attribute__((target("avx2"))) static void rope_avx2(float *p, const float *c, const float *sn, int half) {
-    int i = 0;
-    for (; i + 8 <= half; i += 8) {
-        const __m256 a = _mm256_loadu_ps(p + i), b = _mm256_loadu_ps(p + half + i), cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(sn + i);
-        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(a, cv), _mm256_mul_ps(b, sv)));
-        _mm256_storeu_ps(p + half + i, _mm256_add_ps(_mm256_mul_ps(b, cv), _mm256_mul_ps(a, sv)));
-    }
-    for (; i < half; i++) {
-        const float a = p[i], b = p[i + half];
-        p[i] = a * c[i] - b * sn[i];
-        p[i + half] = b * c[i] + a * sn[i];
-    }
-}
-/* silu(gate) * up = gate / (1 + e^-gate) * up */
-__attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const float *up, size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 g = _mm256_loadu_ps(gate + i), e = exp_avx2(_mm256_sub_ps(zero, g));
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
-    }
-    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-/* out[i] = w[i] * (x[i] * inv), the rmsnorm's scaling */
-__attribute__((target("avx2,fma"))) static void scale_mul_avx2(float *out, const float *x, const float *w, int n, float inv) {
-    const __m256 iv = _mm256_set1_ps(inv);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), iv)));
-    for (; i < n; i++) out[i] = w[i] * (x[i] * inv);
-}
-/* relu2(gate) * up: max(g, 0)^2 * up, NaN -> 0 as the scalar form */
-__attribute__((target("avx2,fma"))) static void relu2_mul_avx2(float *gate, const float *up, size_t n) {
-    const __m256 zero = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 g = _mm256_loadu_ps(gate + i), pos = _mm256_and_ps(g, _mm256_cmp_ps(g, zero, _CMP_GT_OQ));
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(pos, pos), _mm256_loadu_ps(up + i)));
-    }
-    for (; i < n; i++) gate[i] = (gate[i] > 0 ? gate[i] * gate[i] : 0.0f) * up[i];
-}
-__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float w, const float *x, int n) {
-    const __m256 wv = _mm256_set1_ps(w);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += w * x[i];
-}
-#define HAVE_FORWARD_AVX2 1
-#endif
-
-static float dot_f32(const float *a, const float *b, int n) {
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2_fma()) return dot_avx2(a, b, n);
-#endif
-    float d = 0;
-    for (int i = 0; i < n; i++) d += a[i] * b[i];
-    return d;
-}
-
-static void axpy_f32(float *y, float w, const float *x, int n) {
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2_fma()) {
-        axpy_avx2(y, w, x, n);
-        return;
-    }
-#endif
-    for (int i = 0; i < n; i++) y[i] += w * x[i];
-}
 
 
 static size_t kv_bytes(const br_session *s) {
@@ -249,64 +97,16 @@ void br_session_set_head(br_session *s, br_head_kind kind) {
 
 void br_session_reset(br_session *s) { s->pos = 0; }
 
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0; /* double: closest to the reference's float32 result on the golden models */
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2_fma()) {
-        const float inv = 1.0f / sqrtf((float)(sumsq_avx2(x, n) / n) + eps);
-        scale_mul_avx2(out, x, w, n, inv);
-        return;
-    }
-#endif
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
-    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
-}
-
 /* Quantizes T rows of x (n wide) into s->xq / s->xs with the backend's activation width. */
 static void quantize_rows(br_session *s, const float *x, int T, int n) {
     for (int t = 0; t < T; t++) s->xs[t] = br_quantize_absmax(x + (size_t)t * n, n, s->backend->act_bits, s->xq + (size_t)t * n);
 }
 
-/* y = acc / xs * ws (multiply) or acc / (xs * ws) (divide), in float as the reference; the AVX2
- * version performs the same IEEE operations per element, so results are identical. */
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2"))) static void dequant_avx2(const int32_t *a, int n, float xs, float ws, int divide, float *y) {
-    int r = 0;
-    if (divide) {
-        const __m256 d = _mm256_set1_ps(xs * ws);
-        for (; r + 8 <= n; r += 8) _mm256_storeu_ps(y + r, _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a + r))), d));
-        for (; r < n; r++) y[r] = (float)a[r] / (xs * ws);
-    } else {
-        const __m256 sv = _mm256_set1_ps(xs), wv = _mm256_set1_ps(ws);
-        for (; r + 8 <= n; r += 8)
-            _mm256_storeu_ps(y + r, _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a + r))), sv), wv));
-        for (; r < n; r++) y[r] = (float)a[r] / xs * ws;
-    }
-}
-#endif
-
 /* Dequantizes the integer products of one BitLinear and applies the hook (LoRA). */
 static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_t *acc, const float *x, int T, float *y) {
     const br_ternary_matrix *m = &bl->m;
     const int divide = s->model->cfg.scale_conv == BR_SCALE_DIVIDE;
-    for (int t = 0; t < T; t++) {
-        const float xs = s->xs[t];
-        const int32_t *a = acc + (size_t)t * m->rows;
-        float *yt = y + (size_t)t * m->rows;
-#ifdef HAVE_FORWARD_AVX2
-        if (br_cpu_has_avx2_fma()) {
-            dequant_avx2(a, m->rows, xs, bl->weight_scale, divide, yt);
-            continue;
-        }
-#endif
-        if (divide) {
-            const float d = xs * bl->weight_scale;
-            for (int r = 0; r < m->rows; r++) yt[r] = (float)a[r] / d;
-        } else {
-            for (int r = 0; r < m->rows; r++) yt[r] = (float)a[r] / xs * bl->weight_scale;
-        }
-    }
+    for (int t = 0; t < T; t++) br_vec_dequant(acc + (size_t)t * m->rows, m->rows, s->xs[t], bl->weight_scale, divide, y + (size_t)t * m->rows);
     if (s->hook) s->hook(s->hook_ctx, m, x, T, s->pos, y);
 }
 
@@ -353,44 +153,8 @@ static void rope_angles(br_session *s, int T) {
 /* rotates the heads of token t of the batch */
 static void rope(const br_session *s, float *v, int n_heads, int t) {
     const int hd = s->model->cfg.head_dim, half = hd / 2;
-    const float *c = s->rope_cs + (size_t)t * hd, *sn = c + half;
-    for (int h = 0; h < n_heads; h++) {
-        float *p = v + h * hd;
-#ifdef HAVE_FORWARD_AVX2
-        if (br_cpu_has_avx2()) {
-            rope_avx2(p, c, sn, half);
-            continue;
-        }
-#endif
-        for (int i = 0; i < half; i++) {
-            const float a = p[i], b = p[i + half];
-            p[i] = a * c[i] - b * sn[i];
-            p[i + half] = b * c[i] + a * sn[i];
-        }
-    }
-}
-
-static void add_f32(float *y, const float *x, size_t n) {
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2()) {
-        add_avx2(y, x, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-/* x[i] = e^(x[i] - max), returns their sum */
-static float exp_shift_sum(float *x, int n, float mx) {
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2_fma()) return exp_shift_sum_avx2(x, n, mx);
-#endif
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    return sum;
+    const float *c = s->rope_cs + (size_t)t * hd;
+    for (int h = 0; h < n_heads; h++) br_vec_rope(v + h * hd, c, c + half, half);
 }
 
 static size_t kv_offset(const br_session *s, int layer, int kv_head, int pos) {
@@ -414,17 +178,17 @@ static void attend_unit(const attn_job *j, int t, int h0, int nh, float *sc) {
     const float inv_sqrt = 1.0f / sqrtf((float)hd);
     const size_t stride = (size_t)s->max_seq;
     for (int i = 0; i <= p; i++)
-        for (int h = 0; h < nh; h++) sc[h * stride + i] = dot_f32(q + (size_t)h * hd, kc + (size_t)i * hd, hd) * inv_sqrt;
+        for (int h = 0; h < nh; h++) sc[h * stride + i] = br_vec_dot(q + (size_t)h * hd, kc + (size_t)i * hd, hd) * inv_sqrt;
     for (int h = 0; h < nh; h++) {
         float *sh = sc + h * stride, mx = -INFINITY;
         for (int i = 0; i <= p; i++) mx = sh[i] > mx ? sh[i] : mx;
-        const float sum = exp_shift_sum(sh, p + 1, mx);
+        const float sum = br_vec_exp_shift_sum(sh, p + 1, mx);
         for (int i = 0; i <= p; i++) sh[i] /= sum;
     }
     float *out = s->attn + (size_t)t * q_dim + (size_t)h0 * hd;
     memset(out, 0, sizeof(float) * hd * nh);
     for (int i = 0; i <= p; i++)
-        for (int h = 0; h < nh; h++) axpy_f32(out + (size_t)h * hd, sc[h * stride + i], vc + (size_t)i * hd, hd);
+        for (int h = 0; h < nh; h++) br_vec_axpy(out + (size_t)h * hd, sc[h * stride + i], vc + (size_t)i * hd, hd);
 }
 
 static void attention_worker(void *ctx, int ith, int nth) {
@@ -437,17 +201,8 @@ static void attention_worker(void *ctx, int ith, int nth) {
 }
 
 static void activate(const br_config *c, float *gate, const float *up, size_t n) {
-#ifdef HAVE_FORWARD_AVX2
-    if (br_cpu_has_avx2_fma()) { /* libm's expf cost 15-20 us per layer of 2B-4T's decode, 5 % of it */
-        if (c->act == BR_ACT_SILU) silu_mul_avx2(gate, up, n);
-        else relu2_mul_avx2(gate, up, n);
-        return;
-    }
-#endif
-    if (c->act == BR_ACT_SILU)
-        for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-    else
-        for (size_t i = 0; i < n; i++) gate[i] = (gate[i] > 0 ? gate[i] * gate[i] : 0.0f) * up[i];
+    if (c->act == BR_ACT_SILU) br_vec_silu_mul(gate, up, n);
+    else br_vec_relu2_mul(gate, up, n);
 }
 
 static void layer_forward(br_session *s, int l, int T) {
@@ -455,7 +210,7 @@ static void layer_forward(br_session *s, int l, int T) {
     const br_layer *L = &s->model->layers[l];
     const int dim = c->dim, hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, ffn = c->ffn_dim;
     /* attention: norm -> quantize once -> q, k, v */
-    for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
+    for (int t = 0; t < T; t++) br_vec_rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, c->norm_eps);
     quantize_rows(s, s->xb, T, dim);
     {
         const br_bitlinear *qkv[3] = {&L->proj[BR_PROJ_Q], &L->proj[BR_PROJ_K], &L->proj[BR_PROJ_V]};
@@ -472,22 +227,21 @@ static void layer_forward(br_session *s, int l, int T) {
             memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
         }
     }
-    const int group = c->n_heads / c->n_kv_heads;
-    attn_job aj = {s, l, T, group % ATTN_UNIT_HEADS == 0 ? ATTN_UNIT_HEADS : 1};
+    attn_job aj = {s, l, T, (c->n_heads / c->n_kv_heads) % ATTN_UNIT_HEADS == 0 ? ATTN_UNIT_HEADS : 1};
     if ((long)T * (s->pos + T) * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);
     else br_pool_run(s->pool, attention_worker, &aj);
     prefetch_next(s, l, BR_PROJ_O, 1);
     float *o_in = s->attn;
     if (L->attn_sub_norm) {
-        for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * q_dim, s->attn + (size_t)t * q_dim, L->attn_sub_norm, q_dim, c->norm_eps);
+        for (int t = 0; t < T; t++) br_vec_rmsnorm(s->xb + (size_t)t * q_dim, s->attn + (size_t)t * q_dim, L->attn_sub_norm, q_dim, c->norm_eps);
         o_in = s->xb;
     }
     quantize_rows(s, o_in, T, q_dim);
     bitlinear(s, &L->proj[BR_PROJ_O], o_in, T, s->y);
     prefetch_next(s, l, BR_PROJ_GATE, 2);
-    add_f32(s->x, s->y, (size_t)T * dim);
+    br_vec_add(s->x, s->y, (size_t)T * dim);
     /* feed-forward: norm -> quantize once -> gate, up -> act -> (sub-norm) -> down */
-    for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
+    for (int t = 0; t < T; t++) br_vec_rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, c->norm_eps);
     quantize_rows(s, s->xb, T, dim);
     {
         const br_bitlinear *gu[2] = {&L->proj[BR_PROJ_GATE], &L->proj[BR_PROJ_UP]};
@@ -498,13 +252,13 @@ static void layer_forward(br_session *s, int l, int T) {
     activate(c, s->hb, s->hb2, (size_t)T * ffn);
     float *d_in = s->hb;
     if (L->ffn_sub_norm) {
-        for (int t = 0; t < T; t++) rmsnorm(s->hb2 + (size_t)t * ffn, s->hb + (size_t)t * ffn, L->ffn_sub_norm, ffn, c->norm_eps);
+        for (int t = 0; t < T; t++) br_vec_rmsnorm(s->hb2 + (size_t)t * ffn, s->hb + (size_t)t * ffn, L->ffn_sub_norm, ffn, c->norm_eps);
         d_in = s->hb2;
     }
     quantize_rows(s, d_in, T, ffn);
     bitlinear(s, &L->proj[BR_PROJ_DOWN], d_in, T, s->y);
     if (l + 1 < c->n_layers) prefetch_next(s, l + 1, BR_PROJ_Q, 3);
-    add_f32(s->x, s->y, (size_t)T * dim);
+    br_vec_add(s->x, s->y, (size_t)T * dim);
 }
 
 static int forward_batch(br_session *s, const int *tokens, int T, float *logits, int all_logits, int is_last, br_error *err) {
@@ -518,7 +272,7 @@ static int forward_batch(br_session *s, const int *tokens, int T, float *logits,
     for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, T);
     if (logits && (all_logits || is_last)) {
         int first = all_logits ? 0 : T - 1, n = T - first;
-        for (int t = first; t < T; t++) rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
+        for (int t = first; t < T; t++) br_vec_rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
         br_head_matmul(&s->head, s->xb, n, logits, c->vocab_size, s->pool);
     }
     prefetch_next(s, 0, BR_PROJ_Q, 3); /* read while the caller samples the next token */

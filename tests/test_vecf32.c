@@ -1,0 +1,168 @@
+/* The forward pass's float vector work (kernels/vecf32.c) against plain formulas, and the thread
+ * pool's background jobs with the weight prefetch built on them. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kernels/prefetch.h"
+#include "kernels/threadpool.h"
+#include "kernels/vecf32.h"
+#include "test.h"
+
+static float rnd(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static int close_rel(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(1.0, fmax(fabs(a), fabs(b))); }
+
+/* The exponential is at least as close to e^x as libm's expf, on a spread of floats from -104 to 89,
+ * and its special values are libm's. */
+static void check_exp(void) {
+    int worse = 0, n = 0;
+    float x[8], y[8];
+    for (uint32_t u = 0x80000000u; u <= 0xC2D00000u; u += 4099) { /* -0 .. -104 */
+        memcpy(&x[0], &u, 4);
+        br_vec_exp(x, 1, y);
+        const double e = exp((double)x[0]);
+        if (fabs(y[0] - e) > fabs(expf(x[0]) - e)) worse++;
+        n++;
+    }
+    for (uint32_t u = 0; u <= 0x42B20000u; u += 4099) { /* 0 .. 89 */
+        memcpy(&x[0], &u, 4);
+        br_vec_exp(x, 1, y);
+        const double e = exp((double)x[0]);
+        if (fabs(y[0] - e) > fabs(expf(x[0]) - e)) worse++;
+        n++;
+    }
+    CHECKF(worse == 0, "%d of %d inputs farther from e^x than expf", worse, n);
+    const float special[8] = {-INFINITY, -1000.0f, -104.5f, 0.0f, 88.8f, 1000.0f, INFINITY, NAN};
+    br_vec_exp(special, 8, y);
+    CHECK(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.0f && y[3] == 1.0f);
+    CHECK(isinf(y[4]) && isinf(y[5]) && isinf(y[6]) && isnan(y[7]));
+}
+
+void test_vec_kernels(void) {
+    check_exp();
+    unsigned seed = 7;
+    enum { N = 301 }; /* not a multiple of 8: every tail */
+    float a[N], b[N], w[N], y[N], ref[N], c[N], sn[N];
+    int32_t acc[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = 4 * rnd(&seed), b[i] = 4 * rnd(&seed), w[i] = rnd(&seed), c[i] = cosf(0.1f * i), sn[i] = sinf(0.1f * i);
+        acc[i] = (int32_t)(100000 * rnd(&seed));
+    }
+    for (int n = 0; n <= N; n += (n < 20 ? 1 : 47)) {
+        double d = 0;
+        for (int i = 0; i < n; i++) d += (double)a[i] * b[i];
+        CHECKF(close_rel(br_vec_dot(a, b, n), d, 1e-5), "dot n=%d", n);
+        memcpy(y, a, sizeof a);
+        br_vec_axpy(y, 0.5f, b, n);
+        for (int i = 0; i < n; i++) CHECKF(close_rel(y[i], a[i] + 0.5 * b[i], 1e-6), "axpy n=%d i=%d", n, i);
+        memcpy(y, a, sizeof a);
+        br_vec_add(y, b, (size_t)n);
+        for (int i = 0; i < n; i++) CHECKF(y[i] == a[i] + b[i], "add n=%d i=%d", n, i);
+        if (n > 0) {
+            double ss = 0;
+            for (int i = 0; i < n; i++) ss += (double)a[i] * a[i];
+            const double inv = 1.0 / sqrt(ss / n + 1e-5);
+            br_vec_rmsnorm(y, a, w, n, 1e-5f);
+            for (int i = 0; i < n; i++) CHECKF(close_rel(y[i], w[i] * a[i] * inv, 1e-6), "rmsnorm n=%d i=%d", n, i);
+        }
+        memcpy(y, a, sizeof a);
+        br_vec_silu_mul(y, b, (size_t)n);
+        for (int i = 0; i < n; i++) CHECKF(close_rel(y[i], a[i] / (1 + exp(-(double)a[i])) * b[i], 1e-6), "silu n=%d i=%d", n, i);
+        memcpy(y, a, sizeof a);
+        br_vec_relu2_mul(y, b, (size_t)n);
+        for (int i = 0; i < n; i++) CHECKF(y[i] == (a[i] > 0 ? a[i] * a[i] : 0.0f) * b[i], "relu2 n=%d i=%d", n, i);
+        memcpy(y, a, sizeof a);
+        const float sum = br_vec_exp_shift_sum(y, n, 4.0f);
+        double s2 = 0;
+        for (int i = 0; i < n; i++) {
+            CHECKF(close_rel(y[i], exp((double)a[i] - 4.0), 1e-6), "exp_shift n=%d i=%d", n, i);
+            s2 += y[i];
+        }
+        CHECKF(close_rel(sum, s2, 1e-5), "exp_shift sum n=%d: %g vs %g", n, sum, s2);
+        for (int divide = 0; divide < 2; divide++) {
+            br_vec_dequant(acc, n, 3.5f, 0.25f, divide, y);
+            for (int i = 0; i < n; i++) CHECKF(y[i] == (divide ? (float)acc[i] / (3.5f * 0.25f) : (float)acc[i] / 3.5f * 0.25f), "dequant n=%d i=%d", n, i);
+        }
+    }
+    memcpy(y, a, sizeof a);
+    br_vec_rope(y, c, sn, 150);
+    for (int i = 0; i < 150; i++) {
+        ref[i] = a[i] * c[i] - a[i + 150] * sn[i];
+        ref[i + 150] = a[i + 150] * c[i] + a[i] * sn[i];
+    }
+    CHECK(memcmp(y, ref, 300 * sizeof(float)) == 0);
+}
+
+typedef struct spin_arg {
+    br_pool *pool;
+    atomic_int *running, *finished;
+} spin_arg;
+
+static void spin_until_stopped(void *ctx, int ith, int nth) {
+    (void)nth;
+    const spin_arg *a = ctx;
+    atomic_fetch_add(a->running, 1);
+    while (!br_pool_stopping(a->pool)) {
+    }
+    atomic_fetch_add(a->finished, ith);
+}
+
+static void count_calls(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+/* A background job runs on the workers only, is stopped by the next job, wait or destroy, and
+ * never overlaps a foreground job; the prefetch plans stay inside their segments (ASan). */
+void test_pool_background(void) {
+    atomic_int running = 0, finished = 0, calls = 0;
+    br_pool *one = br_pool_create(1);
+    spin_arg a1 = {one, &running, &finished};
+    CHECK(br_pool_post(one, spin_until_stopped, &a1, sizeof a1) == 0); /* no workers: nothing runs */
+    br_pool_destroy(one);
+
+    br_pool *pool = br_pool_create(3);
+    spin_arg a = {pool, &running, &finished};
+    char big[BR_POOL_ARG_MAX + 1] = {0};
+    CHECK(br_pool_post(pool, spin_until_stopped, big, sizeof big) == 0);
+    CHECK(br_pool_post(pool, spin_until_stopped, &a, sizeof a) == 1);
+    while (atomic_load(&running) < 2) {
+    }
+    br_pool_run(pool, count_calls, &calls); /* stops the spinning job first */
+    CHECK(atomic_load(&finished) == 1 + 2);
+    CHECK(atomic_load(&calls) == 3);
+    CHECK(br_pool_post(pool, spin_until_stopped, &a, sizeof a) == 1);
+    br_pool_wait(pool);
+    CHECK(atomic_load(&finished) == 2 * (1 + 2));
+    br_pool_wait(pool); /* nothing to wait for */
+
+    /* prefetch plans: shares that start inside, at the end of and past the stream */
+    enum { SEG = 3 };
+    uint8_t *seg[SEG];
+    br_prefetch_plan plan;
+    memset(&plan, 0, sizeof plan);
+    size_t total = 0;
+    for (int k = 0; k < SEG; k++) {
+        plan.segment_bytes[k] = (size_t)(k + 1) * 100000 + 17;
+        seg[k] = malloc(plan.segment_bytes[k]);
+        memset(seg[k], k, plan.segment_bytes[k]);
+        plan.segment[k] = seg[k];
+        total += plan.segment_bytes[k];
+    }
+    plan.n_segments = SEG;
+    plan.n_threads = 3;
+    const size_t begins[][2] = {{0, 1}, {100016, 100017}, {total - 1, total}, {total + 5, 300033}};
+    for (size_t c = 0; c < sizeof begins / sizeof begins[0]; c++) {
+        plan.share_begin[1] = begins[c][0];
+        plan.share_begin[2] = begins[c][1];
+        br_prefetch_post(pool, &plan);
+        br_pool_wait(pool);
+    }
+    br_prefetch_post(pool, &plan);
+    br_pool_destroy(pool); /* stops it */
+    for (int k = 0; k < SEG; k++) free(seg[k]);
+}
