@@ -9,11 +9,13 @@ LDLIBS   = -lm -lpthread
 LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
+BENCH_SRC = $(wildcard bench/*.c)
 
 BUILD   ?= build
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN = $(BENCH_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all test test-fast test-asan fuzz clean bench
 all: $(BUILD)/bitrom
@@ -46,8 +48,12 @@ test:
 test-fast: $(BUILD)/bitrom $(BUILD)/bitrom-tests
 	BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests
 
-bench: $(BUILD)/bitrom
-	sh bench/run.sh
+# The micro-benchmarks behind BENCHMARKS.md's kernel measurements (the scripts in bench/ drive
+# build/bitrom itself).
+bench: $(BUILD)/bitrom $(BENCH_BIN)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libbitrom.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 clean:
 	rm -rf build build-asan build-fuzz
