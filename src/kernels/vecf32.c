@@ -110,7 +110,7 @@ __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const
         const __m256 g = _mm256_loadu_ps(gate + i), e = exp_avx2(_mm256_sub_ps(zero, g));
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
     }
-    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + _mm_cvtss_f32(exp4_avx2(_mm_set_ss(-gate[i])))) * up[i]; /* the same exponential */
 }
 /* out[i] = w[i] * (x[i] * inv), the rmsnorm's scaling */
 __attribute__((target("avx2,fma"))) static void scale_mul_avx2(float *out, const float *x, const float *w, int n, float inv) {
