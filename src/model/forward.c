@@ -128,14 +128,14 @@ static void bitlinear_group(br_session *s, const br_bitlinear *const *bls, int n
 
 static void bitlinear(br_session *s, const br_bitlinear *bl, const float *x, int T, float *y) { bitlinear_group(s, &bl, 1, x, T, &y); }
 
-/* Tells the backend that projections first .. first+n-1 of layer l come next (the next layer's q, k,
- * v after the last one's down: layer 0's), so it can read them during the serial work before them.
+/* Tells the backend that projections first .. first+n-1 of layer l come next, so it can read them
+ * during the serial work before them (after the lm_head: layer 0's q, k, v for the next token).
  * Decode only: a batch's products are bound by multiplies, and the prefetched lines would push its
  * activations out of the worker's cache (prompt-128 on the large shape, 6 interleaved runs: 411
  * tok/s with it, 419 without, within the noise). */
 static void prefetch_next(br_session *s, int T, int l, br_proj first, int n) {
     if (!s->backend->prefetch || T > 1) return;
-    const br_layer *L = &s->model->layers[l % s->model->cfg.n_layers];
+    const br_layer *L = &s->model->layers[l];
     const br_ternary_matrix *ms[3];
     for (int k = 0; k < n; k++) ms[k] = &L->proj[first + k].m;
     s->backend->prefetch(s->backend, ms, n);
