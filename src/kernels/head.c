@@ -287,8 +287,6 @@ HEAD_AVX512 static inline __m512 block_finish_avx512(__m512i a0, __m512i a1, con
 HEAD_AVX512 static inline __m512 q8_block_avx512(const uint8_t *codes, const uint8_t *scales, const uint32_t *xq, int32_t corr, float d, __m512 acc) {
     __m512i a0 = _mm512_set1_epi32(corr), a1 = _mm512_setzero_si512();
     for (int c = 0; c < 8; c += 2) {
-        _mm_prefetch((const char *)codes + c * 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
-        _mm_prefetch((const char *)codes + c * 64 + 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(codes + c * 64), _mm512_set1_epi32((int)xq[c]));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(codes + c * 64 + 64), _mm512_set1_epi32((int)xq[c + 1]));
     }
@@ -302,11 +300,9 @@ HEAD_AVX512 static inline __m512 q4_block_avx512(const uint8_t *codes, const uin
     const __m512i low = _mm512_set1_epi8(15), three = _mm512_set1_epi8(3);
     __m512i a0 = _mm512_set1_epi32(corr), a1 = _mm512_setzero_si512();
     for (int l = 0; l < 4; l++) {
-        _mm_prefetch((const char *)codes + l * 64 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
         const __m512i v = _mm512_loadu_si512(codes + l * 64);
         __m512i u0 = _mm512_and_si512(v, low), u1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
         if (top) {
-            if (l % 2 == 0) _mm_prefetch((const char *)top + l * 32 + HEAD_PREFETCH_AHEAD, PREFETCH_HINT);
             const __m512i t = _mm512_srli_epi16(_mm512_loadu_si512(top + (l / 2) * 64), 4 * (l % 2));
             u0 = _mm512_or_si512(u0, _mm512_slli_epi16(_mm512_and_si512(t, three), 4));
             u1 = _mm512_or_si512(u1, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(t, 2), three), 4));
@@ -319,8 +315,11 @@ HEAD_AVX512 static inline __m512 q4_block_avx512(const uint8_t *codes, const uin
 
 HEAD_AVX512 static void group_avx512(const br_head *h, int g, const head_x *hx, float *out) {
     __m512 acc = _mm512_setzero_ps();
+    const size_t lines = pair_bytes(h->kind) / 64;
     for (int b = 0; b < h->blocks; b++) {
         const head_block k = block_at(h, g, b);
+        if (b % 2 == 0) /* every line of the pair, its scales included: a line left to the hardware prefetcher was a demand miss often enough to cost 15-20 % */
+            for (size_t i = 0; i < lines; i++) _mm_prefetch((const char *)k.scales + HEAD_PREFETCH_AHEAD + 64 * i, PREFETCH_HINT);
         const uint8_t *scales = (const uint8_t *)k.scales;
         if (h->kind == BR_HEAD_Q8) acc = q8_block_avx512(k.codes, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
         else acc = q4_block_avx512(k.codes, k.top, scales, hx->q + b * 8, hx->corr[b], hx->d[b], acc);
@@ -349,6 +348,7 @@ typedef struct head_job {
     const head_x *hx; /* per token */
     int n_tokens, stride;
     float *out;
+    br_steal work; /* over the row groups of a quantized head */
 } head_job;
 
 static void f32_rows(const head_job *j, long b, long e) {
@@ -377,15 +377,24 @@ static void quantized_groups(const head_job *j, long b, long e) {
 }
 
 static void head_worker(void *ctx, int ith, int nth) {
-    const head_job *j = ctx;
+    head_job *j = ctx;
     long b, e;
     if (j->h->kind == BR_HEAD_F32) {
         br_split_range(j->h->rows, ith, nth, &b, &e);
         f32_rows(j, b, e);
         return;
     }
-    br_split_range(group_count(j->h), ith, nth, &b, &e);
-    quantized_groups(j, b, e);
+    while (br_steal_take(&j->work, ith, &b, &e)) quantized_groups(j, b, e);
+}
+
+/* Groups per take: about HEAD_CHUNK_BYTES of weights, so a thread slowed down does not hold the
+ * other at the join (as the ternary decode chunks in cpu_backend.c). */
+#ifndef HEAD_CHUNK_BYTES
+#define HEAD_CHUNK_BYTES (64 << 10)
+#endif
+static long chunk_groups(const br_head *h) {
+    const long group_bytes = (long)pair_count(h) * (long)pair_bytes(h->kind);
+    return (HEAD_CHUNK_BYTES + group_bytes - 1) / group_bytes;
 }
 
 void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, int stride, br_pool *pool) {
@@ -403,7 +412,8 @@ void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, 
             quantize_x(h, x + (size_t)t * h->cols, &hx[t]);
         }
     }
-    head_job j = {h, x, hx, n_tokens, stride, out};
+    head_job j = {.h = h, .x = x, .hx = hx, .n_tokens = n_tokens, .stride = stride, .out = out};
+    if (h->kind != BR_HEAD_F32) br_steal_init(&j.work, group_count(h), br_pool_size(pool), chunk_groups(h));
     if ((long)h->rows * h->cols * n_tokens < (1L << 17)) head_worker(&j, 0, 1);
     else br_pool_run(pool, head_worker, &j);
     free(hx);

@@ -46,26 +46,68 @@ __attribute__((target("avx2,fma"))) static double sumsq_avx2(const float *x, int
  * r^12 (relative error below 2e-16), then rounded once to float. Of all 1.12 billion floats in
  * [-104, 0] it differs from glibc's expf in 97051, and in each of them it is the closer to e^x
  * (glibc's is not always correctly rounded). */
-__attribute__((target("avx2,fma"))) static __m128 exp4_avx2(__m128 xf) {
-    /* clamped to [-104, 100]: e^-104 rounds to 0 in float and e^100 to infinity, and 2^n stays a
-     * double; x second in max/min so that a NaN passes through */
-    const __m256d x = _mm256_min_pd(_mm256_set1_pd(100.0), _mm256_max_pd(_mm256_set1_pd(-104.0), _mm256_cvtps_pd(xf)));
-    const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
+/* e^x of EXP_LANES groups of 4 floats side by side: each e^r is a chain of 12 dependent FMAs, and
+ * one chain at a time left the core waiting on their latency (SiLU of 6912 values took 9.2 us;
+ * interleaved, the same arithmetic per value). */
+#define EXP_LANES 8
+__attribute__((target("avx2,fma"))) static inline void exp4_lanes_avx2(const __m128 *xf, __m128 *out, int lanes) {
     static const double inv_factorial[13] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0};
-    __m256d p = _mm256_set1_pd(inv_factorial[0]);
-    for (int k = 1; k < 13; k++) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_factorial[k]));
-    const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023)), 52);
-    return _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(two_n)));
+    __m256d n[EXP_LANES], r[EXP_LANES], p[EXP_LANES];
+#pragma GCC unroll 8
+    for (int j = 0; j < lanes; j++) {
+        /* clamped to [-104, 100]: e^-104 rounds to 0 in float and e^100 to infinity, and 2^n stays a
+         * double; x second in max/min so that a NaN passes through */
+        const __m256d x = _mm256_min_pd(_mm256_set1_pd(100.0), _mm256_max_pd(_mm256_set1_pd(-104.0), _mm256_cvtps_pd(xf[j])));
+        n[j] = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r[j] = _mm256_fnmadd_pd(n[j], _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
+        p[j] = _mm256_set1_pd(inv_factorial[0]);
+    }
+#pragma GCC unroll 12
+    for (int k = 1; k < 13; k++)
+#pragma GCC unroll 8
+        for (int j = 0; j < lanes; j++) p[j] = _mm256_fmadd_pd(p[j], r[j], _mm256_set1_pd(inv_factorial[k]));
+#pragma GCC unroll 8
+    for (int j = 0; j < lanes; j++) {
+        const __m256i two_n = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n[j])), _mm256_set1_epi64x(1023)), 52);
+        out[j] = _mm256_cvtpd_ps(_mm256_mul_pd(p[j], _mm256_castsi256_pd(two_n)));
+    }
+}
+/* e^x for 4 floats, computed in double: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to
+ * r^12 (relative error below 2e-16), then rounded once to float. Of all 1.12 billion floats in
+ * [-104, 0] it differs from glibc's expf in 97051, and in each of them it is the closer to e^x
+ * (glibc's is not always correctly rounded). */
+__attribute__((target("avx2,fma"))) static __m128 exp4_avx2(__m128 xf) {
+    __m128 e;
+    exp4_lanes_avx2(&xf, &e, 1);
+    return e;
 }
 __attribute__((target("avx2,fma"))) static __m256 exp_avx2(__m256 x) {
-    return _mm256_set_m128(exp4_avx2(_mm256_extractf128_ps(x, 1)), exp4_avx2(_mm256_castps256_ps128(x)));
+    const __m128 h[2] = {_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1)};
+    __m128 e[2];
+    exp4_lanes_avx2(h, e, 2);
+    return _mm256_set_m128(e[1], e[0]);
+}
+/* e^x of 32 floats */
+__attribute__((target("avx2,fma"))) static void exp32_avx2(const __m256 *x, __m256 *y) {
+    __m128 h[EXP_LANES], e[EXP_LANES];
+    for (int j = 0; j < 4; j++) h[2 * j] = _mm256_castps256_ps128(x[j]), h[2 * j + 1] = _mm256_extractf128_ps(x[j], 1);
+    exp4_lanes_avx2(h, e, EXP_LANES);
+    for (int j = 0; j < 4; j++) y[j] = _mm256_set_m128(e[2 * j + 1], e[2 * j]);
 }
 /* x[i] = e^(x[i] - mx), returns their sum */
 __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(float *x, int n, float mx) {
     const __m256 m = _mm256_set1_ps(mx);
     __m256 s = _mm256_setzero_ps();
     int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v[4], e[4];
+        for (int j = 0; j < 4; j++) v[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), m);
+        exp32_avx2(v, e);
+        for (int j = 0; j < 4; j++) {
+            _mm256_storeu_ps(x + i + 8 * j, e[j]);
+            s = _mm256_add_ps(s, e[j]); /* in the order of the loop below */
+        }
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
         _mm256_storeu_ps(x + i, e);
@@ -106,6 +148,15 @@ __attribute__((target("avx2"))) static void rope_avx2(float *p, const float *c, 
 __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const float *up, size_t n) {
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 g[4], e[4];
+        for (int j = 0; j < 4; j++) g[j] = _mm256_sub_ps(zero, _mm256_loadu_ps(gate + i + 8 * j));
+        exp32_avx2(g, e);
+        for (int j = 0; j < 4; j++) {
+            const __m256 gj = _mm256_loadu_ps(gate + i + 8 * j);
+            _mm256_storeu_ps(gate + i + 8 * j, _mm256_mul_ps(_mm256_div_ps(gj, _mm256_add_ps(one, e[j])), _mm256_loadu_ps(up + i + 8 * j)));
+        }
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 g = _mm256_loadu_ps(gate + i), e = exp_avx2(_mm256_sub_ps(zero, g));
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
@@ -151,6 +202,12 @@ __attribute__((target("avx2"))) static void dequant_avx2(const int32_t *a, int n
 }
 __attribute__((target("avx2,fma"))) static void exp_n_avx2(const float *x, int n, float *y) {
     int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v[4], e[4];
+        for (int j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(x + i + 8 * j);
+        exp32_avx2(v, e);
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, e[j]);
+    }
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp_avx2(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) y[i] = _mm_cvtss_f32(exp4_avx2(_mm_set_ss(x[i])));
 }
