@@ -201,6 +201,15 @@ void test_fast_path_bit_identical(void) {
             br_backend *ref_be = br_cpu_backend_create(pool, BR_KERNEL_REFERENCE);
             float *ref = run_logits(&m, ref_be, pool, toks, n, one);
             ref_be->destroy(ref_be);
+            for (int nth = 1; nth <= 3; nth += 2) { /* the attention's split over threads cuts kv groups and tokens differently */
+                br_pool *p = br_pool_create(nth);
+                br_backend *be = br_cpu_backend_create(p, BR_KERNEL_REFERENCE);
+                float *got = run_logits(&m, be, p, toks, n, one);
+                CHECKF(memcmp(ref, got, bytes) == 0, "%s: %d threads give other logits than 2 (%s)", golden_models[mi], nth, one ? "decode" : "prefill");
+                free(got);
+                be->destroy(be);
+                br_pool_destroy(p);
+            }
             for (size_t k = 0; k < 2 * sizeof kinds / sizeof kinds[0]; k++) {
                 if (!br_cpu_kernel_available(kinds[k / 2])) continue;
                 br_backend *be = br_cpu_backend_create(pool, kinds[k / 2]);

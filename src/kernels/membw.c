@@ -16,14 +16,22 @@
 typedef struct bw_job {
     const uint8_t *buf;
     size_t bytes;
+    int with_prefetch;
     uint64_t sink[64];
 } bw_job;
 
 #if defined(__x86_64__)
 #define MEMBW_AVX2 1
-__attribute__((target("avx2"))) static uint64_t read_range_avx2(const uint8_t *p, size_t n) {
+/* with_prefetch: also software-prefetches 4 KB ahead, as the kernels do; on this project's
+ * test machine that read up to 5 % faster than the plain loop in some states of the machine and
+ * slower in others, so the probe takes the better of the two */
+__attribute__((target("avx2"))) static uint64_t read_range_avx2(const uint8_t *p, size_t n, int with_prefetch) {
     __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
     for (size_t i = 0; i + 128 <= n; i += 128) {
+        if (with_prefetch) {
+            _mm_prefetch((const char *)p + i + 4096, _MM_HINT_NTA);
+            _mm_prefetch((const char *)p + i + 4096 + 64, _MM_HINT_NTA);
+        }
         a = _mm256_xor_si256(a, _mm256_load_si256((const __m256i *)(p + i)));
         b = _mm256_xor_si256(b, _mm256_load_si256((const __m256i *)(p + i + 32)));
         c = _mm256_xor_si256(c, _mm256_load_si256((const __m256i *)(p + i + 64)));
@@ -34,9 +42,9 @@ __attribute__((target("avx2"))) static uint64_t read_range_avx2(const uint8_t *p
 }
 #endif
 
-static uint64_t read_range(const uint8_t *p, size_t n) {
+static uint64_t read_range(const uint8_t *p, size_t n, int with_prefetch) {
 #ifdef MEMBW_AVX2
-    if (br_cpu_has_avx2()) return read_range_avx2(p, n);
+    if (br_cpu_has_avx2()) return read_range_avx2(p, n, with_prefetch);
 #endif
     uint64_t s = 0;
     for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -51,7 +59,7 @@ static void bw_worker(void *ctx, int ith, int nth) {
     bw_job *j = ctx;
     long b, e;
     br_split_range((long)(j->bytes / 4096), ith, nth, &b, &e);
-    j->sink[ith & 63] ^= read_range(j->buf + (size_t)b * 4096, (size_t)(e - b) * 4096);
+    j->sink[ith & 63] ^= read_range(j->buf + (size_t)b * 4096, (size_t)(e - b) * 4096, j->with_prefetch);
 }
 
 static double now(void) {
@@ -82,7 +90,8 @@ double br_bw_probe_run(br_bw_probe *p, br_pool *pool, int reps) {
     j.buf = p->buf;
     j.bytes = p->bytes;
     double best = 0;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < 2 * reps; r++) { /* plain and prefetching passes alternate */
+        j.with_prefetch = r % 2;
         double t0 = now();
         br_pool_run(pool, bw_worker, &j);
         double dt = now() - t0;

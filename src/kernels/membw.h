@@ -11,7 +11,8 @@
  * shared machine the bandwidth drifts within minutes, so a benchmark probes next to each timing. */
 typedef struct br_bw_probe br_bw_probe;
 br_bw_probe *br_bw_probe_create(size_t bytes); /* NULL when the memory is not available */
-/* GB/s (1e9 bytes) reading the buffer on every thread of the pool, best of `reps` passes */
+/* GB/s (1e9 bytes) reading the buffer on every thread of the pool: the best of `reps` plain passes
+ * and `reps` passes that also prefetch ahead in software (the faster kind depends on the machine) */
 double br_bw_probe_run(br_bw_probe *p, br_pool *pool, int reps);
 void br_bw_probe_free(br_bw_probe *p);
 
