@@ -94,6 +94,40 @@ __attribute__((target("avx2,fma"))) static void exp32_avx2(const __m256 *x, __m2
     exp4_lanes_avx2(h, e, EXP_LANES);
     for (int j = 0; j < 4; j++) y[j] = _mm256_set_m128(e[2 * j + 1], e[2 * j]);
 }
+/* The same exponential on 8 doubles per vector (AVX-512F): the same operations in the same order
+ * per value, so the results equal exp4_lanes_avx2's bit for bit (checked on all 2^32 floats); used
+ * where many values go at once (SiLU of 2B-4T's 6912-wide feed-forward: 6.6 -> 3.9 us). */
+__attribute__((target("avx512f"))) static inline void exp8_lanes_avx512(const __m256 *xf, __m256 *out) {
+    static const double inv_factorial[13] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0};
+    __m512d n[EXP_LANES], r[EXP_LANES], p[EXP_LANES];
+#pragma GCC unroll 8
+    for (int j = 0; j < EXP_LANES; j++) {
+        const __m512d x = _mm512_min_pd(_mm512_set1_pd(100.0), _mm512_max_pd(_mm512_set1_pd(-104.0), _mm512_cvtps_pd(xf[j])));
+        n[j] = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r[j] = _mm512_fnmadd_pd(n[j], _mm512_set1_pd(0x1.62e42fefa39efp-1), x);
+        p[j] = _mm512_set1_pd(inv_factorial[0]);
+    }
+#pragma GCC unroll 12
+    for (int k = 1; k < 13; k++)
+#pragma GCC unroll 8
+        for (int j = 0; j < EXP_LANES; j++) p[j] = _mm512_fmadd_pd(p[j], r[j], _mm512_set1_pd(inv_factorial[k]));
+#pragma GCC unroll 8
+    for (int j = 0; j < EXP_LANES; j++) {
+        const __m512i two_n = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(n[j])), _mm512_set1_epi64(1023)), 52);
+        out[j] = _mm512_cvtpd_ps(_mm512_mul_pd(p[j], _mm512_castsi512_pd(two_n)));
+    }
+}
+/* e^x of n floats, 64 at a time; returns how many it did (a multiple of 64) */
+__attribute__((target("avx512f,avx2"))) static size_t exp_n_avx512(const float *x, size_t n, float *y) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256 v[EXP_LANES], e[EXP_LANES];
+        for (int j = 0; j < EXP_LANES; j++) v[j] = _mm256_loadu_ps(x + i + 8 * j);
+        exp8_lanes_avx512(v, e);
+        for (int j = 0; j < EXP_LANES; j++) _mm256_storeu_ps(y + i + 8 * j, e[j]);
+    }
+    return i;
+}
 /* x[i] = e^(x[i] - mx), returns their sum */
 __attribute__((target("avx2,fma"))) static float exp_shift_sum_avx2(float *x, int n, float mx) {
     const __m256 m = _mm256_set1_ps(mx);
@@ -162,6 +196,20 @@ __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
     }
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + _mm_cvtss_f32(exp4_avx2(_mm_set_ss(-gate[i])))) * up[i]; /* the same exponential */
+}
+__attribute__((target("avx512f,avx2,fma"))) static void silu_mul_avx512(float *gate, const float *up, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256 g[EXP_LANES], e[EXP_LANES];
+        for (int j = 0; j < EXP_LANES; j++) g[j] = _mm256_sub_ps(zero, _mm256_loadu_ps(gate + i + 8 * j));
+        exp8_lanes_avx512(g, e);
+        for (int j = 0; j < EXP_LANES; j++) {
+            const __m256 gj = _mm256_loadu_ps(gate + i + 8 * j);
+            _mm256_storeu_ps(gate + i + 8 * j, _mm256_mul_ps(_mm256_div_ps(gj, _mm256_add_ps(one, e[j])), _mm256_loadu_ps(up + i + 8 * j)));
+        }
+    }
+    silu_mul_avx2(gate + i, up + i, n - i);
 }
 /* out[i] = w[i] * (x[i] * inv), the rmsnorm's scaling */
 __attribute__((target("avx2,fma"))) static void scale_mul_avx2(float *out, const float *x, const float *w, int n, float inv) {
@@ -260,6 +308,10 @@ void br_vec_rmsnorm(float *out, const float *x, const float *w, int n, float eps
 
 void br_vec_silu_mul(float *gate, const float *up, size_t n) {
 #ifdef HAVE_VEC_AVX2
+    if (br_cpu_has_avx512vnni()) {
+        silu_mul_avx512(gate, up, n);
+        return;
+    }
     if (br_cpu_has_avx2_fma()) { /* libm's expf cost 15-20 us per layer of 2B-4T's decode, 5 % of it */
         silu_mul_avx2(gate, up, n);
         return;
@@ -293,7 +345,8 @@ float br_vec_exp_shift_sum(float *x, int n, float mx) {
 void br_vec_exp(const float *x, int n, float *y) {
 #ifdef HAVE_VEC_AVX2
     if (br_cpu_has_avx2_fma()) {
-        exp_n_avx2(x, n, y);
+        const int done = br_cpu_has_avx512vnni() ? (int)exp_n_avx512(x, (size_t)n, y) : 0;
+        exp_n_avx2(x + done, n - done, y + done);
         return;
     }
 #endif
