@@ -1,4 +1,4 @@
-/* How fast one or more threads stream weights through each kernel, against a plain read loop:
+/* How fast one or more threads stream weights through each kernel, against the bandwidth probe:
  * the bandwidth probe, the q8 lm_head (128256 x 2560) and the 2-bit ternary GEMV (a 400000 x 2560
  * matrix, 256 MB), each run back to back, in rounds so that the machine's drift hits all three.
  *   build/bench/stream_rates [THREADS=1] [ROUNDS=4]   (make bench) */
