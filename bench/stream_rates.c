@@ -1,7 +1,7 @@
 /* How fast one or more threads stream weights through each kernel, against the bandwidth probe:
  * the bandwidth probe, the q8 lm_head (128256 x 2560) and the 2-bit ternary GEMV (a 400000 x 2560
  * matrix, 256 MB), each run back to back, in rounds so that the machine's drift hits all three.
- *   build/bench/stream_rates [THREADS=1] [ROUNDS=4]   (make bench) */
+ *   build/bench/stream_rates [THREADS=1] [ROUNDS=4] [HEAD=q8|q6|q4]   (make bench) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,6 +19,11 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     const int nth = argc > 1 ? atoi(argv[1]) : 1, rounds = argc > 2 ? atoi(argv[2]) : 4;
+    br_head_kind kind = BR_HEAD_Q8;
+    if (argc > 3 && (br_head_kind_from_name(argv[3], &kind) || kind == BR_HEAD_F32)) {
+        fprintf(stderr, "stream_rates: HEAD must be q8, q6 or q4\n");
+        return 2;
+    }
     br_pool *pool = br_pool_create(nth);
     const int rows = 128256, cols = 2560;
     float *w = malloc(sizeof(float) * (size_t)rows * cols), *x = malloc(sizeof(float) * cols), *out = malloc(sizeof(float) * (size_t)rows);
@@ -26,7 +31,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)rows * cols; i++) w[i] = (float)((i * 2654435761u >> 7) & 1023) / 512.f - 1.f;
     for (int i = 0; i < cols; i++) x[i] = (float)(i % 17) / 8.f - 1.f;
     br_head h;
-    br_head_init(&h, w, rows, cols, BR_HEAD_Q8, pool);
+    br_head_init(&h, w, rows, cols, kind, pool);
     free(w);
     br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
     br_error err;
@@ -44,7 +49,7 @@ int main(int argc, char **argv) {
     br_bw_probe *p = br_bw_probe_create((size_t)1 << 30);
     if (!xq || !acc || !p) return 1;
     for (int i = 0; i < cols; i++) xq[i] = (int8_t)i;
-    printf("| threads | probe GB/s | q8 lm_head GB/s | ternary GEMV GB/s |\n|---|---|---|---|\n");
+    printf("| threads | probe GB/s | %s lm_head GB/s | ternary GEMV GB/s |\n|---|---|---|---|\n", br_head_kind_name(kind));
     for (int r = 0; r < rounds; r++) {
         const double bw = br_bw_probe_run(p, pool, 2);
         double t0 = now();
