@@ -174,35 +174,33 @@ __attribute__((target("avx2"))) static void rope_avx2(float *p, const float *c, 
     }
 }
 /* silu(gate) * up = gate / (1 + e^-gate) * up */
+/* g / (1 + e) * u, with e = e^-g: one vector of SiLU(gate) * up */
+__attribute__((target("avx2"))) static inline __m256 silu_mul8(__m256 g, __m256 e, __m256 u) {
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
 __attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *gate, const float *up, size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         __m256 g[4], e[4];
         for (int j = 0; j < 4; j++) g[j] = _mm256_sub_ps(zero, _mm256_loadu_ps(gate + i + 8 * j));
         exp32_avx2(g, e);
-        for (int j = 0; j < 4; j++) {
-            const __m256 gj = _mm256_loadu_ps(gate + i + 8 * j);
-            _mm256_storeu_ps(gate + i + 8 * j, _mm256_mul_ps(_mm256_div_ps(gj, _mm256_add_ps(one, e[j])), _mm256_loadu_ps(up + i + 8 * j)));
-        }
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(gate + i + 8 * j, silu_mul8(_mm256_loadu_ps(gate + i + 8 * j), e[j], _mm256_loadu_ps(up + i + 8 * j)));
     }
     for (; i + 8 <= n; i += 8) {
-        const __m256 g = _mm256_loadu_ps(gate + i), e = exp_avx2(_mm256_sub_ps(zero, g));
-        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        _mm256_storeu_ps(gate + i, silu_mul8(g, exp_avx2(_mm256_sub_ps(zero, g)), _mm256_loadu_ps(up + i)));
     }
     for (; i < n; i++) gate[i] = gate[i] / (1.0f + _mm_cvtss_f32(exp4_avx2(_mm_set_ss(-gate[i])))) * up[i]; /* the same exponential */
 }
 __attribute__((target("avx512f,avx2,fma"))) static void silu_mul_avx512(float *gate, const float *up, size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
         __m256 g[EXP_LANES], e[EXP_LANES];
         for (int j = 0; j < EXP_LANES; j++) g[j] = _mm256_sub_ps(zero, _mm256_loadu_ps(gate + i + 8 * j));
         exp8_lanes_avx512(g, e);
-        for (int j = 0; j < EXP_LANES; j++) {
-            const __m256 gj = _mm256_loadu_ps(gate + i + 8 * j);
-            _mm256_storeu_ps(gate + i + 8 * j, _mm256_mul_ps(_mm256_div_ps(gj, _mm256_add_ps(one, e[j])), _mm256_loadu_ps(up + i + 8 * j)));
-        }
+        for (int j = 0; j < EXP_LANES; j++) _mm256_storeu_ps(gate + i + 8 * j, silu_mul8(_mm256_loadu_ps(gate + i + 8 * j), e[j], _mm256_loadu_ps(up + i + 8 * j)));
     }
     silu_mul_avx2(gate + i, up + i, n - i);
 }
