@@ -1,5 +1,5 @@
 # bitrom: C11, libc, libm, pthreads. `make` builds build/bitrom; `make test` runs the whole suite
-# (unit + golden tests, then the same under ASan/UBSan, then the fuzzers for a bounded number of inputs).
+# (unit + golden tests, then the same under ASan+LSan/UBSan, then each fuzzer for 60 s).
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wvla -Wno-format-truncation
@@ -17,7 +17,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN = $(BENCH_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test test-fast test-asan fuzz clean bench
+.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench
 all: $(BUILD)/bitrom
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h) tests/tests.def
@@ -41,9 +41,20 @@ $(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a
 $(BUILD)/bitrom-tests: $(TEST_OBJ) $(BUILD)/libbitrom.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# The suite: normal build, then sanitizer build, then fuzzing (tests/run.sh drives all three).
+# The suite: normal build, then sanitizer build, then fuzzing (tests/run.sh drives all three;
+# each of the targets below runs one stage of it).
 test:
 	sh tests/run.sh
+
+test-asan:
+	sh tests/run.sh asan
+
+fuzz:
+	sh tests/run.sh fuzz
+
+# Ten minutes per fuzz target instead of one (the budget `make test` gives).
+fuzz-long:
+	FUZZ_SECONDS=600 sh tests/run.sh fuzz
 
 test-fast: $(BUILD)/bitrom $(BUILD)/bitrom-tests
 	BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests

@@ -1,12 +1,13 @@
 /* A libFuzzer-compatible driver for compilers without -fsanitize=fuzzer (gcc): runs every seed in
  * the given directories, then N deterministic mutations of them (bit flips, byte overwrites with
  * boundary values, truncations, duplications), under whatever sanitizers the build enables.
- * usage: fuzz-X -runs=N DIR... */
+ * usage: fuzz-X [-runs=N] [-max_total_time=SECONDS] DIR...  (mutations stop at whichever comes first) */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,12 +49,16 @@ static void mutate(uint8_t *d, size_t *n, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-    long runs = 1000;
+    long runs = -1, max_seconds = -1;
     seed *seeds = NULL;
     size_t n_seeds = 0;
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "-runs=", 6) == 0) {
             runs = atol(argv[i] + 6);
+            continue;
+        }
+        if (strncmp(argv[i], "-max_total_time=", 16) == 0) {
+            max_seconds = atol(argv[i] + 16);
             continue;
         }
         if (argv[i][0] == '-') continue; /* other libFuzzer flags are ignored */
@@ -84,7 +89,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "no seeds\n");
         return 1;
     }
-    for (long r = 0; r < runs; r++) {
+    if (runs < 0 && max_seconds < 0) runs = 1000;
+    time_t start = time(NULL);
+    long r = 0;
+    for (; runs < 0 || r < runs; r++) {
+        if (max_seconds >= 0 && (r & 255) == 0 && time(NULL) - start >= max_seconds) break;
         const seed *s = &seeds[next() % n_seeds];
         size_t cap = s->size + 64, n = s->size;
         uint8_t *buf = malloc(cap);
@@ -97,7 +106,7 @@ int main(int argc, char **argv) {
         free(exact);
         free(buf);
     }
-    fprintf(stderr, "Done %ld runs over %zu seeds\n", runs, n_seeds);
+    fprintf(stderr, "Done %ld runs over %zu seeds in %ld s\n", r, n_seeds, (long)(time(NULL) - start));
     for (size_t i = 0; i < n_seeds; i++) free(seeds[i].data);
     free(seeds);
     return 0;

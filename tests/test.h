@@ -8,6 +8,8 @@
 #include <string.h>
 
 extern int g_test_failures;
+/* Set by SKIP: the current test could not run here (a tool is absent); counted apart from passes. */
+extern int g_test_skipped;
 
 #define CHECK(cond)                                                                  \
     do {                                                                             \
@@ -27,13 +29,26 @@ extern int g_test_failures;
         }                                                                            \
     } while (0)
 
+/* Marks the current test skipped with a reason and returns from it. Only for a tool that is genuinely
+ * absent on this machine (never for a missing asset: that is a failure). */
+#define SKIP(...)                                                                    \
+    do {                                                                             \
+        fprintf(stderr, "  SKIP %s:%d: ", __FILE__, __LINE__);                       \
+        fprintf(stderr, __VA_ARGS__);                                                \
+        fputc('\n', stderr);                                                         \
+        g_test_skipped = 1;                                                          \
+        return;                                                                      \
+    } while (0)
+
 /* Path of an asset: $BITROM_ASSETS (default ../shared/assets) joined with rel; static buffer ring. */
 const char *asset(const char *rel);
 /* Path of the bitrom binary ($BITROM, default build/bitrom). */
 const char *bitrom_bin(void);
 /* A fresh temporary directory for this test run, and a path inside it. */
 const char *tmp_path(const char *name);
-/* Runs a shell command; returns the exit status (or 128+signal), stdout/stderr captured to files. */
+/* Runs a shell command; returns the exit status (or 128+signal), stdout/stderr captured to files.
+ * A sanitizer report (ASan, LSan, UBSan) anywhere in the command's stderr is a test failure by itself,
+ * whatever the exit status: error paths that leak or overflow must not pass because they exit non-zero. */
 int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap);
 /* Reads a whole binary file; returns bytes read or -1. */
 long read_all(const char *path, void **buf);

@@ -242,10 +242,7 @@ static double ppl_lines(lora_run *r, const char *file) {
 /* The task-switching table of the assets README, in one process: the adapters are loaded once and
  * switched between evaluations; the base weights are never touched. */
 void test_lora_task_switching(void) {
-    if (sanitized()) {
-        fprintf(stderr, "  (perplexity table skipped in the sanitizer build: the optimized run checks it)\n");
-        return;
-    }
+    if (sanitized()) SKIP("perplexity table too slow in the sanitizer build: the optimized run checks it");
     lora_run r;
     if (open_run(&r, "models/stories3m", NULL)) return;
     br_error e;

@@ -9,6 +9,7 @@
 #include "util/json.h"
 
 int g_test_failures;
+int g_test_skipped;
 
 const char *asset(const char *rel) {
     static char ring[8][1024];
@@ -45,6 +46,26 @@ static void slurp(const char *path, char *buf, size_t cap) {
     fclose(f);
 }
 
+/* The markers the sanitizer runtimes print at the start of a report. */
+static const char *const sanitizer_markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                                                "WARNING: MemorySanitizer", "ERROR: UndefinedBehaviorSanitizer"};
+
+static void check_no_sanitizer_report(const char *cmd, const char *err_path) {
+    char *text;
+    size_t len;
+    br_error e;
+    if (br_read_file(err_path, 256u << 20, &text, &len, &e)) return;
+    for (size_t i = 0; i < sizeof sanitizer_markers / sizeof sanitizer_markers[0]; i++) {
+        const char *hit = strstr(text, sanitizer_markers[i]);
+        if (!hit) continue;
+        const char *eol = strchr(hit, '\n');
+        fprintf(stderr, "  FAIL sanitizer report from `%.300s`: %.*s\n", cmd, eol ? (int)(eol - hit) : 300, hit);
+        g_test_failures++;
+        break;
+    }
+    free(text);
+}
+
 int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_cap) {
     char full[8192];
     const char *o = tmp_path("cmd.out"), *e = tmp_path("cmd.err");
@@ -52,6 +73,7 @@ int run_cmd(const char *cmd, char *out, size_t out_cap, char *err, size_t err_ca
     int st = system(full);
     slurp(o, out, out_cap);
     slurp(e, err, err_cap);
+    check_no_sanitizer_report(cmd, e);
     if (st == -1) return -1;
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     int code = WEXITSTATUS(st);
@@ -107,13 +129,17 @@ int main(int argc, char **argv) {
     const char *tmp = getenv("TMPDIR");
     snprintf(g_tmpdir, sizeof g_tmpdir, "%s/bitrom-tests.%ld", tmp && *tmp ? tmp : P_tmpdir, (long)getpid());
     mkdir(g_tmpdir, 0700);
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         if (argc > 1 && !strstr(tests[i].name, argv[1])) continue;
         int before = g_test_failures;
+        g_test_skipped = 0;
         fprintf(stderr, "[ RUN  ] %s\n", tests[i].name);
         tests[i].fn();
-        if (g_test_failures == before) {
+        if (g_test_failures == before && g_test_skipped) {
+            skipped++;
+            fprintf(stderr, "[ SKIP ] %s\n", tests[i].name);
+        } else if (g_test_failures == before) {
             passed++;
             fprintf(stderr, "[  OK  ] %s\n", tests[i].name);
         } else {
@@ -124,6 +150,6 @@ int main(int argc, char **argv) {
     char rm[300];
     snprintf(rm, sizeof rm, "rm -rf %s", g_tmpdir);
     if (system(rm) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmpdir);
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
