@@ -97,6 +97,96 @@ void test_kv_simulation(void) {
     CHECK(a.explicit_refreshes > 0);
 }
 
+/* The token-by-token walk br_kv_simulate used before its closed form (quadratic in L): the
+ * reference the closed form must equal, count for count. */
+static void kv_walk(int L, int N, br_kv_policy policy, int prompt, double tbt_us, double retention_us, br_kv_traffic *out) {
+    memset(out, 0, sizeof *out);
+    if (L <= 0) return;
+    if (prompt < 0) prompt = 0;
+    if (prompt > L) prompt = L;
+    uint8_t *on_die = calloc((size_t)L, 1);
+    int resident = 0, oldest = 0;
+    double explicit_per_step = 0;
+    if (tbt_us > retention_us) {
+        double k = tbt_us / retention_us;
+        explicit_per_step = (double)(long)k == k ? k - 1 : (double)(long)k;
+    }
+    for (int p = 0; p < L;) {
+        int first = p, last = (p == 0 && prompt > 0) ? prompt - 1 : p;
+        for (int t = first; t <= last; t++) {
+            int keep = policy == BR_KV_FIRST_N ? t < N : N > 0;
+            if (keep && policy == BR_KV_RECENT && resident == N) {
+                while (!on_die[oldest]) oldest++;
+                on_die[oldest] = 0;
+                resident--;
+                out->evictions++;
+                out->writes_dram++;
+            }
+            if (keep) {
+                on_die[t] = 1;
+                resident++;
+                out->writes_edram++;
+            } else {
+                out->writes_dram++;
+            }
+            for (int i = 0; i <= t; i++) {
+                if (on_die[i]) out->reads_edram++;
+                else out->reads_dram++;
+            }
+            if (first != last) out->prefill_reads += (uint64_t)t + 1;
+            else out->decode_reads += (uint64_t)t + 1;
+        }
+        out->edram_token_steps += (uint64_t)resident;
+        out->explicit_refreshes += explicit_per_step * resident;
+        out->steps++;
+        p = last + 1;
+    }
+    free(on_die);
+}
+
+void test_kv_closed_form_equals_walk(void) {
+    static const int Ls[] = {1, 2, 3, 7, 31, 32, 33, 128, 257};
+    static const int Ns[] = {-1, 0, 1, 2, 31, 32, 33, 300};
+    static const int prompts[] = {-3, 0, 1, 2, 5, 32, 128, 400};
+    static const double tbts[] = {0, 50, 64, 128, 200, 6400.5};
+    int cases = 0, bad = 0;
+    for (size_t a = 0; a < sizeof Ls / sizeof Ls[0]; a++)
+        for (size_t b = 0; b < sizeof Ns / sizeof Ns[0]; b++)
+            for (int pol = 0; pol < 2; pol++)
+                for (size_t c = 0; c < sizeof prompts / sizeof prompts[0]; c++)
+                    for (size_t d = 0; d < sizeof tbts / sizeof tbts[0]; d++) {
+                        br_kv_traffic x, y;
+                        const br_kv_policy policy = pol ? BR_KV_RECENT : BR_KV_FIRST_N;
+                        br_kv_simulate(Ls[a], Ns[b], policy, prompts[c], tbts[d], 64, &x);
+                        kv_walk(Ls[a], Ns[b], policy, prompts[c], tbts[d], 64, &y);
+                        cases++;
+                        if (memcmp(&x, &y, sizeof x) != 0) {
+                            if (bad++ < 5) fprintf(stderr, "  L=%d N=%d policy %d prompt %d tbt %g: closed form differs from the walk\n", Ls[a], Ns[b], pol, prompts[c], tbts[d]);
+                        }
+                    }
+    CHECKF(bad == 0, "%d of %d cases differ", bad, cases);
+    /* a billion tokens: what the walk could never finish, exact in 64 bits */
+    br_kv_traffic t;
+    br_kv_simulate(1000000000, 32, BR_KV_FIRST_N, 0, 0, 1, &t);
+    CHECK(t.reads_edram + t.reads_dram == 500000000500000000ull && t.reads_edram == 32ull * 33 / 2 + (1000000000ull - 32) * 32);
+    CHECK(t.steps == 1000000000 && t.writes_edram == 32);
+}
+
+/* `chip --context 1e9` ran the quadratic KV walk for hours; the closed form answers at once. */
+void test_chip_huge_context_is_fast(void) {
+    char cmd[1024], *out = malloc(1 << 20), err[4096];
+    snprintf(cmd, sizeof cmd, "timeout 30 %s chip -m preset:falcon3-1b --context 1000000000 --json", bitrom_bin());
+    CHECKF(run_cmd(cmd, out, 1 << 20, err, sizeof err) == 0, "%s", err);
+    br_json j;
+    br_error e;
+    double reads = 0, writes = 0;
+    CHECK(br_json_parse(out, strlen(out), &j, &e) == 0);
+    CHECK(br_json_get_number(&j, "kv_reads_edram", &reads) == 1 && reads == 32.0 * 33 / 2 + (1e9 - 32) * 32);
+    CHECK(br_json_get_number(&j, "kv_writes_dram", &writes) == 1 && writes == 1e9 - 32);
+    br_json_free(&j);
+    free(out);
+}
+
 void test_event_estimate_matches_simulation(void) {
     br_model m;
     br_error e;
