@@ -114,6 +114,39 @@ void test_vec_kernels(void) {
     CHECK(memcmp(y, ref, 300 * sizeof(float)) == 0);
 }
 
+typedef struct slot_job {
+    atomic_int runs[4];
+    atomic_uint mask;
+    atomic_int twice;
+} slot_job;
+
+static void mark_slot(void *ctx, int ith, int nth) {
+    slot_job *j = ctx;
+    (void)nth;
+    if (atomic_fetch_or(&j->mask, 1u << ith) & (1u << ith)) atomic_fetch_add(&j->twice, 1);
+    atomic_fetch_add(&j->runs[ith], 1);
+}
+
+/* Every slot of every job runs exactly once, whether its worker or the caller takes it (the caller
+ * takes the slots of workers that have not started: busy cores, waking threads). */
+void test_pool_slots_once(void) {
+    for (int n = 2; n <= 4; n++) {
+        br_pool *pool = br_pool_create(n);
+        slot_job j;
+        memset(&j, 0, sizeof j);
+        enum { JOBS = 3000 };
+        int wrong_mask = 0;
+        for (int k = 0; k < JOBS; k++) {
+            atomic_store(&j.mask, 0);
+            br_pool_run(pool, mark_slot, &j);
+            if (atomic_load(&j.mask) != (1u << n) - 1) wrong_mask++;
+        }
+        CHECKF(wrong_mask == 0 && atomic_load(&j.twice) == 0, "n=%d: %d jobs missed a slot, %d slots ran twice", n, wrong_mask, atomic_load(&j.twice));
+        for (int i = 0; i < n; i++) CHECKF(atomic_load(&j.runs[i]) == JOBS, "n=%d slot %d ran %d times", n, i, atomic_load(&j.runs[i]));
+        br_pool_destroy(pool);
+    }
+}
+
 typedef struct spin_arg {
     br_pool *pool;
     atomic_int *running, *finished;
@@ -153,9 +186,19 @@ void test_pool_background(void) {
     CHECK(atomic_load(&finished) == 1 + 2);
     CHECK(atomic_load(&calls) == 3);
     CHECK(br_pool_post(pool, spin_until_stopped, &a, sizeof a) == 1);
+    while (atomic_load(&running) < 4) { /* a slot not yet started when the wait comes is dropped */
+    }
     br_pool_wait(pool);
     CHECK(atomic_load(&finished) == 2 * (1 + 2));
     br_pool_wait(pool); /* nothing to wait for */
+    /* posted and stopped at once: whatever started finished, nothing runs after the wait */
+    for (int k = 0; k < 200; k++) {
+        const int r0 = atomic_load(&running), f0 = atomic_load(&finished);
+        CHECK(br_pool_post(pool, spin_until_stopped, &a, sizeof a) == 1);
+        br_pool_wait(pool);
+        const int started = atomic_load(&running) - r0, done = atomic_load(&finished) - f0;
+        CHECK(started >= 0 && started <= 2 && (started == 0 ? done == 0 : started == 1 ? (done == 1 || done == 2) : done == 3));
+    }
 
     /* prefetch plans: shares that start inside, at the end of and past the stream */
     enum { SEG = 3 };

@@ -5,13 +5,32 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/error.h"
 
 /* Workers spin briefly for the next job (a decode step issues hundreds of short jobs), then sleep
- * on a condition variable, so a busy neighbour process cannot starve a spinning barrier. */
+ * on a condition variable, so a busy neighbour process cannot starve a spinning barrier.
+ *
+ * Each job has one slot per thread. A slot is claimed by whoever gets to it first: its worker, or the
+ * caller once its own slot is done. So a worker that is not running (another process holds its core,
+ * or it is still waking up) never holds the caller at the join: the caller runs that slot itself and
+ * the late worker finds it taken. With every worker descheduled, -t N costs what -t 1 does; with every
+ * worker running, each takes its own slot as before. */
 #define SPIN_ITERATIONS 20000
+#define MAX_SLOTS 256
+
+/* Solo mode. A worker that took its slot and then lost its core holds the join until the scheduler
+ * gives it back (milliseconds, against microseconds of work), and a spinning worker takes CPU time
+ * from the caller. When the caller waits at the join longer than its own slot took (and more than
+ * SOLO_WAIT_S), the next SOLO_MIN_JOBS jobs run all their slots on the caller while the workers
+ * sleep; the span doubles (up to SOLO_MAX_JOBS) each time a wait recurs within SOLO_MIN_JOBS jobs
+ * of the last solo period, and falls back once the workers keep up. Results do not change: each slot
+ * computes the same part whoever runs it. */
+#define SOLO_WAIT_S 20e-6
+#define SOLO_MIN_JOBS 64
+#define SOLO_MAX_JOBS 16384
 
 struct br_pool {
     int n;
@@ -28,6 +47,10 @@ struct br_pool {
     int background;
     atomic_int stop;
     _Alignas(16) unsigned char background_arg[BR_POOL_ARG_MAX];
+    /* claimed[i]: the last generation whose slot i someone took (the caller's slot 0 is never shared) */
+    atomic_ulong *claimed;
+    /* solo mode (caller-only state): jobs left to run alone, the next span, jobs since the last span */
+    long solo_left, solo_span, since_solo;
 };
 
 static void end_background(br_pool *pool);
@@ -41,6 +64,22 @@ static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/* Takes slot ith of job gen for the calling thread; 0 when someone already has it. */
+static int claim_slot(br_pool *pool, int ith, unsigned long gen) {
+    unsigned long c = atomic_load_explicit(&pool->claimed[ith], memory_order_relaxed);
+    while (c < gen)
+        if (atomic_compare_exchange_weak_explicit(&pool->claimed[ith], &c, gen, memory_order_acq_rel, memory_order_relaxed)) return 1;
+    return 0;
+}
+
+static void finish_slot(br_pool *pool) {
+    if (atomic_fetch_sub(&pool->pending, 1) == 1) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_signal(&pool->done_cv);
+        pthread_mutex_unlock(&pool->mu);
+    }
 }
 
 static void *worker_main(void *p) {
@@ -63,13 +102,11 @@ static void *worker_main(void *p) {
             pthread_mutex_unlock(&pool->mu);
         }
         if (atomic_load(&pool->quit)) return NULL;
-        seen = atomic_load(&pool->generation);
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        /* the job cannot move on while its slot is unclaimed, so fn and ctx are this job's */
+        if (!claim_slot(pool, ith, seen)) continue;
         pool->fn(pool->ctx, ith, pool->n);
-        if (atomic_fetch_sub(&pool->pending, 1) == 1) {
-            pthread_mutex_lock(&pool->mu);
-            pthread_cond_signal(&pool->done_cv);
-            pthread_mutex_unlock(&pool->mu);
-        }
+        finish_slot(pool);
     }
 }
 
@@ -77,6 +114,8 @@ br_pool *br_pool_create(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     br_pool *pool = br_calloc(1, sizeof *pool);
     pool->n = n_threads;
+    pool->solo_span = SOLO_MIN_JOBS;
+    pool->since_solo = SOLO_MIN_JOBS;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
@@ -85,7 +124,10 @@ br_pool *br_pool_create(int n_threads) {
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->quit, 0);
     atomic_init(&pool->stop, 0);
+    if (n_threads > MAX_SLOTS) n_threads = pool->n = MAX_SLOTS;
     pool->threads = br_calloc((size_t)n_threads, sizeof(pthread_t));
+    pool->claimed = br_calloc((size_t)n_threads, sizeof *pool->claimed);
+    for (int i = 0; i < n_threads; i++) atomic_init(&pool->claimed[i], 0);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = br_malloc(sizeof *wa);
         wa->pool = pool;
@@ -111,10 +153,21 @@ void br_pool_destroy(br_pool *pool) {
     pthread_cond_destroy(&pool->work_cv);
     pthread_cond_destroy(&pool->done_cv);
     free(pool->threads);
+    free(pool->claimed);
     free(pool);
 }
 
 int br_pool_size(const br_pool *pool) { return pool ? pool->n : 1; }
+
+/* The caller's share of the join: runs (run != 0) or drops the slots no worker has taken yet. */
+static void take_unclaimed_slots(br_pool *pool, int run) {
+    const unsigned long gen = atomic_load_explicit(&pool->generation, memory_order_relaxed);
+    for (int i = 1; i < pool->n; i++) {
+        if (!claim_slot(pool, i, gen)) continue;
+        if (run) pool->fn(pool->ctx, i, pool->n);
+        finish_slot(pool);
+    }
+}
 
 static void wait_for_workers(br_pool *pool) {
     for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0 && spins < SPIN_ITERATIONS; spins++) cpu_relax();
@@ -129,6 +182,7 @@ static void wait_for_workers(br_pool *pool) {
 static void end_background(br_pool *pool) {
     if (!pool->background) return;
     atomic_store(&pool->stop, 1);
+    take_unclaimed_slots(pool, 0); /* a background job is advisory: a slot not started is dropped */
     wait_for_workers(pool);
     atomic_store(&pool->stop, 0);
     pool->background = 0;
@@ -146,15 +200,43 @@ static void start_workers(br_pool *pool, br_pool_fn fn, void *ctx) {
     }
 }
 
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* After a job the workers ran with the caller: enters solo mode if the caller was held at the join. */
+static void judge_join(br_pool *pool, double own_s, double wait_s) {
+    pool->since_solo++;
+    if (wait_s <= own_s || wait_s <= SOLO_WAIT_S) {
+        if (pool->since_solo > SOLO_MIN_JOBS) pool->solo_span = SOLO_MIN_JOBS;
+        return;
+    }
+    if (pool->since_solo <= SOLO_MIN_JOBS && pool->solo_span < SOLO_MAX_JOBS) pool->solo_span *= 2;
+    pool->solo_left = pool->solo_span;
+    pool->since_solo = 0;
+}
+
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
     if (!pool || pool->n == 1) {
         fn(ctx, 0, 1);
         return;
     }
     end_background(pool);
+    if (pool->solo_left > 0) {
+        pool->solo_left--;
+        for (int i = 0; i < pool->n; i++) fn(ctx, i, pool->n);
+        return;
+    }
     start_workers(pool, fn, ctx);
+    const double t0 = seconds_now();
     fn(ctx, 0, pool->n);
+    const double t1 = seconds_now();
+    take_unclaimed_slots(pool, 1);
+    const double t2 = seconds_now();
     wait_for_workers(pool);
+    judge_join(pool, t1 - t0, seconds_now() - t2);
 }
 
 int br_pool_post(br_pool *pool, br_pool_fn fn, const void *arg, size_t size) {
