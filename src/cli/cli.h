@@ -17,7 +17,7 @@ typedef struct cli_opts {
     int lora_bits, lora_act_bits;
     int node_set, context, on_die;
     double node;
-    int help, json_flag, csv_flag;
+    int help, json_flag, csv_flag, force;
 } cli_opts;
 
 /* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */

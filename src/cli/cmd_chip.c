@@ -38,6 +38,7 @@ int cmd_rom(const cli_opts *o) {
         br_model_free(&m);
         return 1;
     }
+    FILE *rep = br_atomic_is_stdout(&af) ? stderr : stdout; /* -o -: the image owns stdout */
     const int K = br_hw_macro_inputs(&hw);
     /* compile per layer and input group (q,k,v stacked; o; gate,up stacked; down) */
     static const br_proj groups[BR_INPUT_GROUPS][3] = {{BR_PROJ_Q, BR_PROJ_K, BR_PROJ_V}, {BR_PROJ_O}, {BR_PROJ_GATE, BR_PROJ_UP}, {BR_PROJ_DOWN}};
@@ -58,7 +59,7 @@ int cmd_rom(const cli_opts *o) {
             }
         }
     int rc = br_rom_image_write_header(af.fp, &hw, n_tiles);
-    printf("%-6s %-10s %10s %12s %8s %8s %8s %8s %8s\n", "layer", "proj", "shape", "word lines", "zeros", "+1", "-1", "longest", "exact");
+    fprintf(rep, "%-6s %-10s %10s %12s %8s %8s %8s %8s %8s\n", "layer", "proj", "shape", "word lines", "zeros", "+1", "-1", "longest", "exact");
     br_rom_stats total;
     memset(&total, 0, sizeof total);
     int all_exact = 1;
@@ -79,7 +80,7 @@ int cmd_rom(const cli_opts *o) {
                 char shape[32], where[48];
                 snprintf(shape, sizeof shape, "%dx%d", tm->rows, tm->cols);
                 snprintf(where, sizeof where, "m%d:%d+%d", rm->tiles[0].macro_id, rm->tiles[0].first_wordline, tm->rows);
-                printf("%-6d %-10s %10s %12s %7.1f%% %7.1f%% %7.1f%% %8d %8s\n", l, br_proj_names[p], shape, where,
+                fprintf(rep, "%-6d %-10s %10s %12s %7.1f%% %7.1f%% %7.1f%% %8d %8s\n", l, br_proj_names[p], shape, where,
                        100.0 * st.zeros / st.weights, 100.0 * st.plus / st.weights, 100.0 * st.minus / st.weights, st.longest_run,
                        exact ? "yes" : "NO");
                 total.weights += st.weights;
@@ -94,8 +95,9 @@ int cmd_rom(const cli_opts *o) {
     total.macros = next_macro;
     total.cells_total = (int64_t)next_macro * hw.macro_rows * K;
     if (rc) {
-        br_atomic_abort(&af);
-        cli_error("write failed");
+        br_fail(&err, "%s: write failed", o->out);
+        br_atomic_fail(&af, &err); /* names the system's reason when the stream has one */
+        cli_error(err.msg);
         br_model_free(&m);
         return 1;
     }
@@ -105,12 +107,12 @@ int cmd_rom(const cli_opts *o) {
         br_model_free(&m);
         return 1;
     }
-    printf("%-6s %-10s %10s %12s %7.1f%% %7.1f%% %7.1f%% %8d %8s\n", "total", "", "", "", 100.0 * total.zeros / total.weights,
+    fprintf(rep, "%-6s %-10s %10s %12s %7.1f%% %7.1f%% %7.1f%% %8d %8s\n", "total", "", "", "", 100.0 * total.zeros / total.weights,
            100.0 * total.plus / total.weights, 100.0 * total.minus / total.weights, total.longest_run, all_exact ? "yes" : "NO");
-    printf("macros: %lld of %d x %d transistors (%d weights each); %lld ternary weights; utilization %.1f%%\n", (long long)total.macros,
+    fprintf(rep, "macros: %lld of %d x %d transistors (%d weights each); %lld ternary weights; utilization %.1f%%\n", (long long)total.macros,
            hw.macro_rows, hw.macro_cols, hw.macro_rows * K, (long long)total.weights, 100.0 * total.weights / total.cells_total);
-    printf("image: %s, %ld bytes, %u tiles (one byte per used transistor: E and O contacts; docs/rom-image.md)\n", o->out, bytes, n_tiles);
-    printf("round trip through the readout model (levels %.3g/%.3g/%.3g VDD, comparators %.3g and %.3g VDD): %s\n", hw.line_level[0],
+    fprintf(rep, "image: %s, %ld bytes, %u tiles (one byte per used transistor: E and O contacts; docs/rom-image.md)\n", o->out, bytes, n_tiles);
+    fprintf(rep, "round trip through the readout model (levels %.3g/%.3g/%.3g VDD, comparators %.3g and %.3g VDD): %s\n", hw.line_level[0],
            hw.line_level[1], hw.line_level[2], hw.comparator_hi, hw.comparator_lo, all_exact ? "exact" : "MISMATCH");
     br_model_free(&m);
     if (!all_exact) {

@@ -273,11 +273,11 @@ int cmd_convert(const cli_opts *o) {
     }
     br_atomic_file af;
     int rc = 0;
-    if (br_atomic_open(&af, o->out, &err)) {
+    if (br_atomic_open_flags(&af, o->out, o->force ? 0 : BR_OUT_NEW, &err)) {
         cli_error(err.msg);
         rc = 1;
     } else if (br_convert_write_gguf(&m, type, af.fp, stderr, &err)) {
-        br_atomic_abort(&af);
+        br_atomic_fail(&af, &err);
         cli_error(err.msg);
         rc = 1;
     } else if (br_atomic_commit(&af, &err)) {
@@ -312,15 +312,20 @@ int cmd_gen(const cli_opts *o) {
     if (o->act) m.cfg.act = strcmp(o->act, "silu") == 0 ? BR_ACT_SILU : BR_ACT_RELU2;
     size_t n = strlen(o->out);
     int rc = 0;
-    if (n > 5 && strcmp(o->out + n - 5, ".gguf") == 0) {
+    /* an existing model is replaced only with --force (a real model's weights are worth more than random ones) */
+    const unsigned flags = o->force ? 0 : BR_OUT_NEW;
+    if (strcmp(o->out, "-") == 0 || (n > 5 && strcmp(o->out + n - 5, ".gguf") == 0)) {
         br_out_type type;
         if (br_out_type_from_name(o->type ? o->type : "tq2_0", &type)) {
             cli_error("--type must be tq2_0, tq1_0, i2_s or f32");
             rc = 2;
         } else {
             br_atomic_file af;
-            if (br_atomic_open(&af, o->out, &err) || br_convert_write_gguf(&m, type, af.fp, stderr, &err)) {
-                if (af.fp) br_atomic_abort(&af);
+            if (br_atomic_open_flags(&af, o->out, flags, &err)) {
+                cli_error(err.msg);
+                rc = 1;
+            } else if (br_convert_write_gguf(&m, type, af.fp, stderr, &err)) {
+                br_atomic_fail(&af, &err);
                 cli_error(err.msg);
                 rc = 1;
             } else if (br_atomic_commit(&af, &err)) {
@@ -328,7 +333,7 @@ int cmd_gen(const cli_opts *o) {
                 rc = 1;
             }
         }
-    } else if (br_gen_write_hf(&m, o->out, &err)) {
+    } else if (br_gen_write_hf(&m, o->out, flags, &err)) {
         cli_error(err.msg);
         rc = 1;
     }

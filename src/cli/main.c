@@ -33,15 +33,17 @@ static const command commands[] = {
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
     {"convert", cmd_convert, "write a model as GGUF (llama.cpp / bitnet.cpp)",
-     "bitrom convert -m MODEL -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32]\n"
+     "bitrom convert -m MODEL -o FILE.gguf|- [--type tq2_0|tq1_0|i2_s|f32] [--force]\n"
      "  BitNet-format models become the `bitnet` (silu) or `bitnet-b1.58` (relu2) architecture with .scale tensors;\n"
      "  Falcon3-format models become `llama` with the scale in the blocks and q/k permuted as llama.cpp expects.\n"
      "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
-     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr)."},
+     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr).\n"
+     "  An existing FILE is replaced only with --force."},
     {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint",
-     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S] [--act silu|relu2]\n"
+     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S] [--act silu|relu2] [--force]\n"
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
-     "  A directory gets the Hugging Face layout (config.json + model.safetensors); a .gguf name gets GGUF."},
+     "  A directory gets the Hugging Face layout (config.json + model.safetensors), built next to DIR and renamed\n"
+     "  onto it whole; a .gguf name (or -, stdout) gets GGUF. An existing model is replaced only with --force."},
     {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth",
      "bitrom bench -m MODEL [-p 128] [-n 64] [-t THREADS] [--head f32|q8|q6|q4] [--kernel auto|avx512|avx2|scalar|reference] [--layout 2bit|base3] [--chunks REPS] [--json]\n"
      "  Like llama-bench: pp = prompt processing of -p tokens, tg = decoding -n tokens one by one (median of REPS, default 3)."},

@@ -57,6 +57,7 @@ static const opt_def defs[] = {
     {NULL, "--preset", T_STR, OFF(preset), NOSET},
     {NULL, "--type", T_STR, OFF(type), NOSET},
     {NULL, "--json", T_FLAG, OFF(json_flag), NOSET},
+    {NULL, "--force", T_FLAG, OFF(force), NOSET},
     {"-h", "--help", T_FLAG, OFF(help), NOSET},
 };
 

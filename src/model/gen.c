@@ -1,10 +1,8 @@
 #include "model/gen.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "model/shape.h"
 #include "model/tensor.h"
@@ -115,16 +113,10 @@ int br_gen_model(br_model *m, const char *preset, unsigned long long seed, br_er
 
 static int write_all(FILE *fp, const void *p, size_t n) { return fwrite(p, 1, n, fp) == n ? 0 : -1; }
 
-int br_gen_write_hf(const br_model *m, const char *dir, br_error *err) {
+static int write_config(const br_model *m, br_output_dir *d, br_error *err) {
     const br_config *c = &m->cfg;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return br_fail(err, "%s: cannot create directory", dir);
-    /* config.json */
-    char *cfg_path = br_path_join(dir, "config.json");
     br_atomic_file af;
-    if (br_atomic_open(&af, cfg_path, err)) {
-        free(cfg_path);
-        return -1;
-    }
+    if (br_outdir_create(d, "config.json", &af, err)) return -1;
     const int bitnet = c->family == BR_FAMILY_BITNET;
     fprintf(af.fp,
             "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
@@ -135,9 +127,14 @@ int br_gen_write_hf(const br_model *m, const char *dir, br_error *err) {
             c->n_kv_heads, c->head_dim, c->act == BR_ACT_RELU2 ? "relu2" : "silu", c->max_seq, c->norm_eps, c->rope_theta,
             c->tied_embeddings ? "true" : "false", c->bos_id, c->eos_id,
             bitnet ? ", \"linear_class\": \"autobitlinear\", \"quantization_mode\": \"offline\"" : "");
-    int rc = br_atomic_commit(&af, err);
-    free(cfg_path);
-    if (rc) return -1;
+    return br_atomic_commit(&af, err);
+}
+
+static int write_safetensors(const br_model *m, br_output_dir *d, br_error *err) {
+    const br_config *c = &m->cfg;
+    const int bitnet = c->family == BR_FAMILY_BITNET;
+    br_atomic_file af;
+    int rc;
     /* safetensors: header first, then data in the same order */
     typedef struct ent {
         char name[128];
@@ -207,8 +204,7 @@ int br_gen_write_hf(const br_model *m, const char *dir, br_error *err) {
     }
     hl += (size_t)snprintf(h + hl, hcap - hl, "}");
     while (hl % 8) h[hl++] = ' ';
-    char *st_path = br_path_join(dir, "model.safetensors");
-    rc = br_atomic_open(&af, st_path, err);
+    rc = br_outdir_create(d, "model.safetensors", &af, err);
     if (rc == 0) {
         uint64_t hlen = hl;
         rc = write_all(af.fp, &hlen, 8) | write_all(af.fp, h, hl);
@@ -246,15 +242,21 @@ int br_gen_write_hf(const br_model *m, const char *dir, br_error *err) {
             }
         }
         free(buf);
-        if (rc) {
-            br_atomic_abort(&af);
-            rc = br_fail(err, "%s: write failed", st_path);
-        } else {
-            rc = br_atomic_commit(&af, err);
-        }
+        rc = rc ? br_atomic_fail(&af, err) : br_atomic_commit(&af, err);
     }
-    free(st_path);
     free(h);
     free(es);
     return rc;
+}
+
+/* The whole directory is built next to the target and renamed onto it: a run that is killed or
+ * fails leaves the target as it was (an existing model is replaced only without BR_OUT_NEW). */
+int br_gen_write_hf(const br_model *m, const char *dir, unsigned flags, br_error *err) {
+    br_output_dir d;
+    if (br_outdir_open(&d, dir, flags, err)) return -1;
+    if (write_config(m, &d, err) || write_safetensors(m, &d, err)) {
+        br_outdir_abort(&d);
+        return -1;
+    }
+    return br_outdir_commit(&d, err);
 }

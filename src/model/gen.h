@@ -9,7 +9,8 @@
 
 /* Presets as in BITROM.md 2.1 (names of model/shape.c); family and activation follow the checkpoint. */
 int br_gen_model(br_model *m, const char *preset, unsigned long long seed, br_error *err);
-/* Writes a Hugging Face directory (config.json + model.safetensors, packed U8 ternary, BF16). */
-int br_gen_write_hf(const br_model *m, const char *dir, br_error *err);
+/* Writes a Hugging Face directory (config.json + model.safetensors, packed U8 ternary, BF16) as one
+ * directory output (util/fileio.h: built aside, renamed whole); flags: BR_OUT_NEW or 0. */
+int br_gen_write_hf(const br_model *m, const char *dir, unsigned flags, br_error *err);
 
 #endif
