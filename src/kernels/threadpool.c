@@ -23,12 +23,12 @@
 
 /* Solo mode. A worker that took its slot and then lost its core holds the join until the scheduler
  * gives it back (milliseconds, against microseconds of work), and a spinning worker takes CPU time
- * from the caller. When the caller waits at the join longer than its own slot took (and more than
- * SOLO_WAIT_S), the next SOLO_MIN_JOBS jobs run all their slots on the caller while the workers
- * sleep; the span doubles (up to SOLO_MAX_JOBS) each time a wait recurs within SOLO_MIN_JOBS jobs
- * of the last solo period, and falls back once the workers keep up. Results do not change: each slot
- * computes the same part whoever runs it. */
-#define SOLO_WAIT_S 20e-6
+ * from the caller. When a job took the caller longer than running all its slots alone would have
+ * (its own slot's time times the slot count, doubled: slots of one job may differ that much), the next SOLO_MIN_JOBS jobs run all their slots on the
+ * caller while the workers sleep; the span doubles (up to SOLO_MAX_JOBS) each time that recurs within
+ * SOLO_MIN_JOBS jobs of the last solo period, and falls back once the workers keep up. The test
+ * compares the job with its own alternative, so no threshold is tuned to one machine. Results do not
+ * change: each slot computes the same part whoever runs it. */
 #define SOLO_MIN_JOBS 64
 #define SOLO_MAX_JOBS 16384
 
@@ -206,10 +206,10 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* After a job the workers ran with the caller: enters solo mode if the caller was held at the join. */
-static void judge_join(br_pool *pool, double own_s, double wait_s) {
+/* After a job the workers ran with the caller: enters solo mode if it was slower than running alone. */
+static void judge_join(br_pool *pool, double own_s, double total_s) {
     pool->since_solo++;
-    if (wait_s <= own_s || wait_s <= SOLO_WAIT_S) {
+    if (total_s <= 2 * own_s * pool->n) {
         if (pool->since_solo > SOLO_MIN_JOBS) pool->solo_span = SOLO_MIN_JOBS;
         return;
     }
@@ -234,9 +234,8 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
     fn(ctx, 0, pool->n);
     const double t1 = seconds_now();
     take_unclaimed_slots(pool, 1);
-    const double t2 = seconds_now();
     wait_for_workers(pool);
-    judge_join(pool, t1 - t0, seconds_now() - t2);
+    judge_join(pool, t1 - t0, seconds_now() - t0);
 }
 
 int br_pool_post(br_pool *pool, br_pool_fn fn, const void *arg, size_t size) {
