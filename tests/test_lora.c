@@ -57,15 +57,31 @@ static int cmp_dbl(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The engine's tolerance with the flip rule of BITROM.md 2.3: argmax on >= 95 % of positions; median
- * |diff| <= 1e-4 of the range on the positions before the first int8 code flip (detected as the first
- * position whose max |diff| exceeds 1e-3 of the range), and <= 3e-3 over all positions, since a flip
- * then propagates through the KV cache. */
-static void check_close(const char *what, const float *got, const char *ref_rel, int n, int vocab) {
-    void *refv;
+/* The flip rule of BITROM.md 2.3, with tolerances from what is measured (test_lora_* print them):
+ * - a flip: with an adapter the reference's float32 GEMM and ours round differently in the last bit,
+ *   an int8 activation code near a rounding tie then flips and the difference propagates through the
+ *   KV cache. The first flipped position is the first whose max |diff| exceeds 1e-4 of the range:
+ *   before it, the largest per-position max measured is 1.9e-6 (W6A8, position 0), at it 1.3e-3 or more.
+ * - before the first flip: median |diff| <= 1e-6 of the range (measured 1.7e-8 to 1.7e-7) and the
+ *   same argmax at every position;
+ * - over all positions: median <= 1e-3 (measured up to 8.6e-4, W6A8) and the same argmax except
+ *   where the reference's best two are closer than 1e-3 of the range (a near-tie a flip may swap;
+ *   measured: one, position 18 of the float KJV adapter, a gap of 1.8e-4 of the range).
+ * Returns the number of positions before the first flip, so callers can demand that the strict
+ * check covered enough of each model. */
+#define LORA_FLIP 1e-4
+#define LORA_NEAR_TIE 1e-3
+/* Per model, the adapter runs together check at least this many positions before their first flip
+ * (measured: stories3m 12 + 3, falcon3-tiny 20 + 8, bitnet2b-tiny 1 + 20). */
+#define LORA_MIN_STRICT 12
+static int check_close(const char *what, const float *got, const char *ref_rel, int n, int vocab) {
+    void *refv = NULL;
     long bytes = read_all(asset(ref_rel), &refv);
-    CHECK(bytes == (long)n * vocab * 4);
-    if (bytes != (long)n * vocab * 4) return;
+    CHECKF(bytes == (long)n * vocab * 4, "%s: %ld bytes, want %d positions of %d", ref_rel, bytes, n, vocab);
+    if (bytes != (long)n * vocab * 4) {
+        free(refv);
+        return 0;
+    }
     const float *ref = refv;
     float lo = ref[0], hi = ref[0];
     for (long i = 0; i < (long)n * vocab; i++) {
@@ -73,18 +89,25 @@ static void check_close(const char *what, const float *got, const char *ref_rel,
         hi = fmaxf(hi, ref[i]);
     }
     const double range = hi - lo;
-    int agree = 0, first_flip = n;
+    int miss_pre = 0, miss_post = 0, near_ties = 0, first_flip = n;
+    double tie_gap = 0; /* the widest near-tie gap seen, printed to keep LORA_NEAR_TIE honest */
     for (int t = 0; t < n; t++) {
+        const float *g = got + (size_t)t * vocab, *f = ref + (size_t)t * vocab;
         int ag = 0, ar = 0;
         double worst = 0;
         for (int v = 0; v < vocab; v++) {
-            size_t i = (size_t)t * vocab + v;
-            if (got[i] > got[(size_t)t * vocab + ag]) ag = v;
-            if (ref[i] > ref[(size_t)t * vocab + ar]) ar = v;
-            worst = fmax(worst, fabs(got[i] - ref[i]));
+            if (g[v] > g[ag]) ag = v;
+            if (f[v] > f[ar]) ar = v;
+            worst = fmax(worst, fabs(g[v] - f[v]));
         }
-        agree += ag == ar;
-        if (worst > 1e-3 * range && first_flip == n) first_flip = t;
+        if (worst > LORA_FLIP * range && first_flip == n) first_flip = t;
+        if (ag == ar) continue;
+        if (t < first_flip) miss_pre++;
+        else if ((double)f[ar] - f[ag] <= LORA_NEAR_TIE * range) {
+            near_ties++;
+            tie_gap = fmax(tie_gap, ((double)f[ar] - f[ag]) / range);
+        }
+        else miss_post++;
     }
     double *d = br_malloc(sizeof(double) * (size_t)n * vocab);
     for (long i = 0; i < (long)n * vocab; i++) d[i] = fabs(got[i] - ref[i]);
@@ -99,13 +122,14 @@ static void check_close(const char *what, const float *got, const char *ref_rel,
             med_pre = d[(size_t)first_flip * vocab / 2] / range;
         }
     }
-    fprintf(stderr, "  %s: argmax %d/%d, median |diff|/range %.2e before the first flip (position %d), %.2e over all\n", what, agree, n, med_pre,
-            first_flip, med_all);
-    CHECK(agree >= 0.95 * n);
-    CHECK(first_flip >= 1 && med_pre <= 1e-4);
-    CHECK(med_all <= 3e-3);
+    fprintf(stderr, "  %s: argmax %d/%d (%d near-ties, widest %.1e of the range), median |diff|/range %.2e before the first flip (position %d), %.2e over all\n", what,
+            n - miss_pre - miss_post - near_ties, n, near_ties, tie_gap, med_pre, first_flip, med_all);
+    CHECKF(miss_pre == 0 && miss_post == 0, "%s: argmax differs at %d positions before the first flip, %d after it (not near-ties)", what, miss_pre, miss_post);
+    CHECKF(first_flip >= 1 && med_pre <= 1e-6, "%s: first flip at %d, median %.2e before it", what, first_flip, med_pre);
+    CHECKF(med_all <= 1e-3, "%s: median %.2e over all positions", what, med_all);
     free(d);
     free(refv);
+    return first_flip;
 }
 
 void test_lora_golden_kjv(void) {
@@ -121,7 +145,7 @@ void test_lora_golden_kjv(void) {
     CHECK(r.set.n == 2 && r.set.items[1].scale == 2.0f);
     br_adapter_set_activate(&r.set, "peft");
     float *peft = logits_of(&r, toks, n);
-    check_close("kjv float adapter", peft, "golden/lora/logits_lora_f32.f32", n, 512);
+    int strict = check_close("kjv float adapter", peft, "golden/lora/logits_lora_f32.f32", n, 512);
     br_adapter_set_activate(&r.set, "authors-f32.safetensors");
     float *authors = logits_of(&r, toks, n);
     CHECK(memcmp(peft, authors, (size_t)n * 512 * 4) == 0); /* both formats, the same numbers */
@@ -148,7 +172,8 @@ void test_lora_golden_kjv(void) {
     float *w6 = br_malloc((size_t)n * 512 * 4);
     br_session_reset(&r.s);
     for (int t = 0; t < n; t++) CHECK(br_session_forward(&r.s, &toks[t], 1, w6 + (size_t)t * 512, 0, &e) == 0);
-    check_close("kjv W6A8 adapter, incremental", w6, "golden/lora/logits_lora_w6a8_incremental.f32", n, 512);
+    strict += check_close("kjv W6A8 adapter, incremental", w6, "golden/lora/logits_lora_w6a8_incremental.f32", n, 512);
+    CHECKF(strict >= LORA_MIN_STRICT, "stories3m: only %d positions with an adapter before a flip", strict);
     /* the base model is untouched by the adapters */
     br_adapter_set_activate(&r.set, "none");
     float *base = logits_of(&r, toks, n);
@@ -177,12 +202,16 @@ void test_lora_random_targets(void) {
         CHECK(r.set.items[0].target_mask == ((1u << BR_PROJ_Q) | (1u << BR_PROJ_K) | (1u << BR_PROJ_UP) | (1u << BR_PROJ_DOWN)));
         float *f = logits_of(&r, toks, n);
         snprintf(ref, sizeof ref, "golden/lora-random/%s/logits_lora_f32.f32", models[mi]);
-        check_close(models[mi], f, ref, n, 512);
+        char what[64];
+        snprintf(what, sizeof what, "%s float adapter", models[mi]);
+        int strict = check_close(what, f, ref, n, 512);
         CHECK(br_adapter_quantize(&r.set.items[0], 5, 8, &e) == 0);
         br_session_reset(&r.s);
         for (int t = 0; t < n; t++) CHECK(br_session_forward(&r.s, &toks[t], 1, f + (size_t)t * 512, 0, &e) == 0);
         snprintf(ref, sizeof ref, "golden/lora-random/%s/logits_lora_w5a8_incremental.f32", models[mi]);
-        check_close(models[mi], f, ref, n, 512);
+        snprintf(what, sizeof what, "%s W5A8 adapter, incremental", models[mi]);
+        strict += check_close(what, f, ref, n, 512);
+        CHECKF(strict >= LORA_MIN_STRICT, "%s: only %d positions with an adapter before a flip", models[mi], strict);
         free(f);
         close_run(&r);
     }
@@ -269,14 +298,14 @@ void test_lora_task_switching(void) {
             double want = 0;
             br_json_get_number(br_json_get(&ref, keys[a]), cols[c], &want);
             fprintf(stderr, "  adapter %-6s on %-7s: %.3f (reference %.3f)\n", keys[a], cols[c], got[c], want);
-            CHECK(want > 0 && fabs(got[c] - want) / want < 0.02);
+            CHECK(want > 0 && fabs(got[c] - want) / want < 0.002); /* measured at most 0.044 % off */
         }
     }
     br_json_free(&ref);
     CHECK(br_adapter_set_activate(&r.set, "kjv_w6a8") == 0);
     double w6 = ppl_blocks(&r, "data/kjv_eval.txt", 48);
     fprintf(stderr, "  W6A8 adapter on kjv: %.3f (reference 9.674)\n", w6);
-    CHECK(fabs(w6 - 9.674) / 9.674 < 0.02);
+    CHECK(fabs(w6 - 9.674) / 9.674 < 0.002); /* measured 0.11 % off (9.685) */
     close_run(&r);
 }
 

@@ -89,7 +89,9 @@ void test_quantize_absmax(void) {
 }
 
 typedef struct golden_cmp {
-    double argmax_agree, median_rel_diff;
+    int argmax_miss;     /* positions whose argmax differs and is not a near-tie of the reference */
+    int near_ties;       /* positions whose argmax differs at a documented near-tie */
+    double median_rel_diff;
 } golden_cmp;
 
 static int cmp_double(const void *a, const void *b) {
@@ -97,25 +99,33 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* A near-tie: the reference ranks our argmax within 1e-5 of the logit range of its own best (a few
+ * hundred times the measured median difference, 1.6e-8 to 3.9e-8), so a last-bit rounding difference
+ * may legitimately swap them. None of the golden sequences has one today (measured). */
+#define GOLDEN_NEAR_TIE 1e-5
+
 static golden_cmp compare_logits(const float *got, const float *ref, int n, int vocab) {
-    golden_cmp r = {0, 0};
+    golden_cmp r = {0, 0, 0};
     double *diffs = br_malloc(sizeof(double) * (size_t)n * vocab);
     float lo = ref[0], hi = ref[0];
-    int agree = 0;
+    for (size_t i = 0; i < (size_t)n * vocab; i++) {
+        lo = ref[i] < lo ? ref[i] : lo;
+        hi = ref[i] > hi ? ref[i] : hi;
+    }
     for (int t = 0; t < n; t++) {
+        const float *g = got + (size_t)t * vocab, *f = ref + (size_t)t * vocab;
         int ag = 0, ar = 0;
         for (int v = 0; v < vocab; v++) {
-            size_t i = (size_t)t * vocab + v;
-            if (got[i] > got[(size_t)t * vocab + ag]) ag = v;
-            if (ref[i] > ref[(size_t)t * vocab + ar]) ar = v;
-            if (ref[i] < lo) lo = ref[i];
-            if (ref[i] > hi) hi = ref[i];
-            diffs[i] = fabs((double)got[i] - ref[i]);
+            if (g[v] > g[ag]) ag = v;
+            if (f[v] > f[ar]) ar = v;
+            diffs[(size_t)t * vocab + v] = fabs((double)g[v] - f[v]);
         }
-        agree += ag == ar;
+        if (ag != ar) {
+            if ((double)f[ar] - f[ag] <= GOLDEN_NEAR_TIE * (hi - lo)) r.near_ties++;
+            else r.argmax_miss++;
+        }
     }
     qsort(diffs, (size_t)n * vocab, sizeof(double), cmp_double);
-    r.argmax_agree = (double)agree / n;
     r.median_rel_diff = diffs[(size_t)n * vocab / 2] / (hi - lo);
     free(diffs);
     return r;
@@ -147,17 +157,23 @@ void test_golden_logits(void) {
             snprintf(lf, sizeof lf, "golden/%s/logits_%s.f32", golden_models[mi], seqs[mi][si]);
             int toks[256];
             int n = json_int_array(asset(meta), seqs[mi][si], "tokens", toks, 256);
-            CHECK(n > 0);
-            void *ref;
+            void *ref = NULL;
             long bytes = read_all(asset(lf), &ref);
-            CHECK(bytes == (long)n * m.cfg.vocab_size * 4);
+            CHECKF(n > 0 && bytes == (long)n * m.cfg.vocab_size * 4, "%s: %ld bytes for %d tokens", lf, bytes, n);
+            if (n <= 0 || bytes != (long)n * m.cfg.vocab_size * 4) {
+                free(ref);
+                continue; /* the check above failed the test: nothing to compare */
+            }
             float *got = br_malloc((size_t)n * m.cfg.vocab_size * 4);
             br_session_reset(&s);
             CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
             golden_cmp c = compare_logits(got, ref, n, m.cfg.vocab_size);
-            fprintf(stderr, "  %s/%s: argmax agreement %.3f, median |diff| / range %.2e\n", golden_models[mi], seqs[mi][si], c.argmax_agree, c.median_rel_diff);
-            CHECK(c.argmax_agree >= 0.95);
-            CHECK(c.median_rel_diff <= 1e-4);
+            fprintf(stderr, "  %s/%s: argmax differs at %d of %d positions (%d near-ties), median |diff| / range %.2e\n", golden_models[mi], seqs[mi][si],
+                    c.argmax_miss + c.near_ties, n, c.near_ties, c.median_rel_diff);
+            CHECK(c.argmax_miss == 0);
+            /* measured 1.6e-8 to 3.9e-8 on the six sequences; the activation scale 128/amax instead of
+             * 127/amax (a 0.8 % error) gives 7e-4 to 1.1e-3, measured by mutation */
+            CHECK(c.median_rel_diff <= 1e-6);
             free(got);
             free(ref);
         }
@@ -302,5 +318,5 @@ void test_perplexity_per_line(void) {
     CHECK(p != NULL);
     double ppl = p ? atof(p + 12) : 0;
     fprintf(stderr, "  stories3m TinyStories per-line perplexity %.4f (reference 4.996)\n", ppl);
-    CHECK(fabs(ppl - 4.996) / 4.996 < 0.01);
+    CHECK(fabs(ppl - 4.996) / 4.996 < 0.002); /* measured 0.02 % off (4.9949) */
 }
