@@ -40,6 +40,17 @@ extern int g_test_skipped;
         return;                                                                      \
     } while (0)
 
+/* A check the rest of the test cannot do without (an asset loaded, a file read): on failure it
+ * counts as failed and the test returns, instead of reading what is not there. */
+#define REQUIRE(cond)                                                                \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "  FAIL %s:%d: %s (the test stops here)\n", __FILE__, __LINE__, #cond); \
+            g_test_failures++;                                                       \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
 /* Path of an asset: $BITROM_ASSETS (default ../shared/assets) joined with rel; static buffer ring. */
 const char *asset(const char *rel);
 /* Path of the bitrom binary ($BITROM, default build/bitrom). */

@@ -47,7 +47,7 @@ static int greedy(br_model *m, const int *toks, int n, int *out, int k) {
 void test_gguf_assets_match_hf(void) {
     br_model hf, g;
     br_error e;
-    CHECK(br_model_load(&hf, asset("models/stories3m"), &e) == 0);
+    REQUIRE(br_model_load(&hf, asset("models/stories3m"), &e) == 0);
     const char *files[2] = {"models/stories3m-f32.gguf", "models/stories3m-tq2_0.gguf"};
     const char *seqs[2] = {"story", "kjv"};
     for (int f = 0; f < 2; f++) {
@@ -71,12 +71,13 @@ void test_gguf_assets_match_hf(void) {
             float *lg = model_logits(&g, toks, n);
             char lf[64];
             snprintf(lf, sizeof lf, "golden/stories3m/logits_%s.f32", seqs[k]);
-            void *ref;
-            CHECK(read_all(asset(lf), &ref) == (long)n * 512 * 4);
+            void *ref = NULL;
+            const long rb = read_all(asset(lf), &ref);
+            CHECKF(rb == (long)n * 512 * 4, "%s: %ld bytes", lf, rb);
             int agree = 0;
-            for (int t = 0; t < n; t++) agree += br_argmax(lg + t * 512, 512) == br_argmax((float *)ref + t * 512, 512);
+            for (int t = 0; rb == (long)n * 512 * 4 && t < n; t++) agree += br_argmax(lg + t * 512, 512) == br_argmax((float *)ref + t * 512, 512);
             fprintf(stderr, "  %s/%s: argmax %d/%d\n", files[f], seqs[k], agree, n);
-            CHECK(agree >= 0.95 * n);
+            CHECK(agree == n); /* measured: every position */
             /* greedy continuation identical to the Hugging Face directory: all 24 tokens for the F32
              * file; 16 (the engine's horizon) for TQ2_0, whose block scale is the tensor scale rounded
              * to fp16, a slightly different model (it departs after 20 tokens on the kjv prompt) */
@@ -99,7 +100,10 @@ void test_convert_round_trip(void) {
     for (int mi = 0; mi < 3; mi++) {
         br_model src;
         br_error e;
-        if (br_model_load(&src, asset(models[mi]), &e)) continue;
+        if (br_model_load(&src, asset(models[mi]), &e)) {
+            CHECKF(0, "%s", e.msg); /* a missing model is a failure, not a model skipped */
+            continue;
+        }
         float *ref = model_logits(&src, toks, 12);
         for (int ti = 0; ti < 4; ti++) {
             br_out_type ty;
@@ -179,7 +183,7 @@ static int merge_cmp(const void *a, const void *b) {
 void test_bpe_llama3_three_sources(void) {
     br_tokenizer tt;
     br_error e;
-    CHECK(br_tokenizer_load_any(&tt, asset("tokenizers/llama3-tiktoken.model"), &e) == 0);
+    REQUIRE(br_tokenizer_load_any(&tt, asset("tokenizers/llama3-tiktoken.model"), &e) == 0);
     CHECK(tt.kind == BR_TOK_BPE && tt.n_vocab == 128256 && tt.bos_id == 128000);
     CHECK(run_bpe_vectors(&tt) == 46);
     /* special tokens in text are single ids */
@@ -237,7 +241,7 @@ void test_bpe_llama3_three_sources(void) {
     fprintf(f, "]}\n");
     fclose(f);
     br_tokenizer hj;
-    CHECK(br_tokenizer_load_any(&hj, json, &e) == 0);
+    REQUIRE(br_tokenizer_load_any(&hj, json, &e) == 0);
     CHECK(run_bpe_vectors(&hj) == 46);
     br_tokenizer_free(&hj);
     /* GGUF gpt2 vocabulary */
@@ -279,7 +283,7 @@ void test_bpe_llama3_three_sources(void) {
     fclose(f);
     br_gguf_writer_free(w);
     br_tokenizer gt;
-    CHECK(br_tokenizer_load_any(&gt, gpath, &e) == 0);
+    REQUIRE(br_tokenizer_load_any(&gt, gpath, &e) == 0);
     CHECK(run_bpe_vectors(&gt) == 46);
     br_tokenizer_free(&gt);
     for (int id = 0; id < tt.n_vocab; id++) free(strs[id]);
@@ -296,7 +300,7 @@ void test_bpe_llama3_three_sources(void) {
 void test_spm_from_gguf_vectors(void) {
     br_tokenizer tok;
     br_error e;
-    CHECK(br_tokenizer_load_any(&tok, asset("tokenizers/ggml-vocab-llama-spm.gguf"), &e) == 0);
+    REQUIRE(br_tokenizer_load_any(&tok, asset("tokenizers/ggml-vocab-llama-spm.gguf"), &e) == 0);
     CHECK(tok.kind == BR_TOK_SPM && tok.n_vocab == 32000);
     int pass, total = run_vocab_vectors(&tok, "tokenizers/ggml-vocab-llama-spm.gguf.inp", "tokenizers/ggml-vocab-llama-spm.gguf.out", &pass);
     CHECK(total == 46 && pass == 46);
@@ -325,9 +329,9 @@ static void write_bytes(const char *path, const void *d, size_t n) {
 }
 
 void test_gguf_hostile(void) {
-    void *buf;
+    void *buf = NULL;
     long n = read_all(asset("models/stories3m-tq2_0.gguf"), &buf);
-    CHECK(n > 10000);
+    REQUIRE(n > 10000);
     uint8_t *b = buf;
     const char *path = tmp_path("bad.gguf");
     br_model m;
@@ -368,7 +372,7 @@ void test_gguf_hostile(void) {
     CHECK(br_gguf_open(&g, path, &e) == -1 && strstr(e.msg, "forks disagree"));
     /* a weight that is not ternary: convert stories3m to F32 GGUF, then change one value */
     br_model src;
-    CHECK(br_model_load(&src, asset("models/stories3m"), &e) == 0);
+    REQUIRE(br_model_load(&src, asset("models/stories3m"), &e) == 0);
     f = fopen(path, "wb");
     CHECK(br_convert_write_gguf(&src, BR_OUT_F32, f, NULL, &e) == 0);
     fclose(f);

@@ -14,7 +14,7 @@ static const char *const golden_models[] = {"stories3m", "falcon3-tiny", "bitnet
 void test_safetensors_valid(void) {
     br_tensor_set ts;
     br_error e;
-    CHECK(br_safetensors_open(&ts, asset("models/stories3m"), &e) == 0);
+    REQUIRE(br_safetensors_open(&ts, asset("models/stories3m"), &e) == 0);
     CHECK(ts.n_tensors == 146);
     const br_tensor *t = br_tensors_find(&ts, "model.layers.0.self_attn.k_proj.weight");
     CHECK(t && t->dtype == BR_DT_U8 && t->shape[0] == 32 && t->shape[1] == 256);
@@ -280,7 +280,7 @@ static int collect_token(void *p, int tok) {
 void test_greedy_generation(void) {
     br_model m;
     br_error e;
-    CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    REQUIRE(br_model_load(&m, asset("models/stories3m"), &e) == 0);
     br_pool *pool = br_pool_create(1);
     br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
     br_session s;

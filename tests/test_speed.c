@@ -14,8 +14,8 @@ void test_gen_bench_compare(void) {
     CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
     br_model a, b;
     br_error e;
-    CHECK(br_model_load(&a, dir, &e) == 0);
-    CHECK(br_model_load(&b, gg, &e) == 0);
+    REQUIRE(br_model_load(&a, dir, &e) == 0);
+    REQUIRE(br_model_load(&b, gg, &e) == 0);
     CHECK(a.cfg.n_layers == 8 && b.cfg.n_layers == 8 && br_model_ternary_params(&a) == 3145728);
     int same = 1, zeros = 0;
     for (int l = 0; l < 8; l++)

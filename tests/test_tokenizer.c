@@ -6,7 +6,7 @@
 void test_spm_llama_vectors(void) {
     br_tokenizer tok;
     br_error e;
-    CHECK(br_tokenizer_load_spm(&tok, asset("tokenizers/llama2-tokenizer.model"), &e) == 0);
+    REQUIRE(br_tokenizer_load_spm(&tok, asset("tokenizers/llama2-tokenizer.model"), &e) == 0);
     CHECK(tok.n_vocab == 32000);
     int pass, total = run_vocab_vectors(&tok, "tokenizers/ggml-vocab-llama-spm.gguf.inp", "tokenizers/ggml-vocab-llama-spm.gguf.out", &pass);
     fprintf(stderr, "  SPM vectors: %d of %d\n", pass, total);
@@ -17,7 +17,7 @@ void test_spm_llama_vectors(void) {
 void test_spm_stories_prompts(void) {
     br_tokenizer tok;
     br_error e;
-    CHECK(br_tokenizer_load_spm(&tok, asset("models/stories3m/tokenizer.model"), &e) == 0);
+    REQUIRE(br_tokenizer_load_spm(&tok, asset("models/stories3m/tokenizer.model"), &e) == 0);
     const char *texts[2] = {"Once upon a time, there was a little girl named Lily. She loved to play outside",
                             "And God said, Let there be light: and there was light. And God saw the light, that it was good"};
     const char *names[2] = {"story", "kjv"};
