@@ -68,16 +68,23 @@ int br_hwconfig_validate(const br_hwconfig *c, br_error *err) {
         if (c->line_of_value[i] < 1 || c->line_of_value[i] > 3) return br_fail(err, "line_of_value entries must be 1, 2 or 3 (M1..M3)");
         if (seen[c->line_of_value[i]]++) return br_fail(err, "line_of_value must map -1, 0, +1 to three different lines");
     }
+    /* every double is bounded (the comparisons are false for NaN): the cost model divides by the
+     * clock, the retention and the die size and turns the quotients into counts */
+    for (int i = 0; i < 3; i++)
+        if (!(c->line_level[i] >= 0 && c->line_level[i] <= 1)) return br_fail(err, "line_level entries must be fractions of VDD in 0..1");
+    if (!(c->comparator_lo >= 0 && c->comparator_hi <= 1 && c->precharge_level >= 0 && c->precharge_level <= 1))
+        return br_fail(err, "comparator_lo, comparator_hi and precharge_level must be fractions of VDD in 0..1");
     if (!(c->comparator_lo < c->comparator_hi)) return br_fail(err, "comparator_lo must be below comparator_hi");
     if (!(c->periphery_share >= 0 && c->periphery_share < 1)) return br_fail(err, "periphery_share must be in [0, 1)");
-    if (!(c->clock_mhz > 0) || !(c->vdd > 0) || !(c->node_nm >= 1 && c->node_nm <= 1000)) return br_fail(err, "clock_mhz, vdd and node_nm must be positive (node 1..1000 nm)");
+    if (!(c->clock_mhz >= 1e-3 && c->clock_mhz <= 1e6)) return br_fail(err, "clock_mhz must be in 0.001..1e6 (1 kHz to 1 THz)");
+    if (!(c->vdd > 0 && c->vdd <= 10) || !(c->node_nm >= 1 && c->node_nm <= 1000)) return br_fail(err, "vdd must be in (0, 10] V and node_nm in 1..1000 nm");
     if (c->kv_on_die_tokens < 0) return br_fail(err, "kv_on_die_tokens must be >= 0");
     if (c->kv_bits != 4 && c->kv_bits != 8 && c->kv_bits != 16) return br_fail(err, "kv_bits must be 4, 8 or 16");
-    if (!(c->retention_us > 0)) return br_fail(err, "retention_us must be positive");
+    if (!(c->retention_us >= 1e-3 && c->retention_us <= 1e12)) return br_fail(err, "retention_us must be in 0.001..1e12");
     if (strcmp(c->dram, "LPDDR4") && strcmp(c->dram, "LPDDR4X") && strcmp(c->dram, "LPDDR5"))
         return br_fail(err, "dram must be LPDDR4, LPDDR4X or LPDDR5");
     if (c->vector_lanes < 1) return br_fail(err, "vector_lanes must be >= 1");
-    if (!(c->max_die_mm2 > 0)) return br_fail(err, "max_die_mm2 must be positive");
+    if (!(c->max_die_mm2 >= 1 && c->max_die_mm2 <= 1e6)) return br_fail(err, "max_die_mm2 must be in 1..1e6");
     if (c->lora_rank < 0 || c->lora_bits < 2 || c->lora_bits > 16) return br_fail(err, "lora_rank >= 0 and lora_bits in 2..16");
     /* the readout must decode each value to itself */
     return 0;
@@ -134,13 +141,15 @@ static const key_def keys[] = {
 static int set_from_json(br_hwconfig *c, const key_def *k, const br_json *v, const char *name, br_error *err) {
     void *dst = (char *)c + k->offset;
     switch (k->kind) {
-    case K_INT:
-        if (v->type != BR_JSON_NUMBER || v->number != floor(v->number) || fabs(v->number) > 1e9)
-            return br_fail(err, "%s: '%s' must be an integer", name, k->name);
-        *(int *)dst = (int)v->number;
+    case K_INT: {
+        long long x; /* br_hwconfig_validate narrows each key's range */
+        if (br_json_int_range(v, -1000000000, 1000000000, &x)) return br_fail(err, "%s: '%s' must be an integer (|x| <= 1e9)", name, k->name);
+        *(int *)dst = (int)x;
         return 0;
+    }
     case K_DOUBLE:
-        if (v->type != BR_JSON_NUMBER) return br_fail(err, "%s: '%s' must be a number", name, k->name);
+        /* JSON has no NaN, but 1e999 reads as infinity */
+        if (v->type != BR_JSON_NUMBER || !isfinite(v->number)) return br_fail(err, "%s: '%s' must be a finite number", name, k->name);
         *(double *)dst = v->number;
         return 0;
     case K_BOOL:
@@ -169,9 +178,11 @@ static int set_from_json(br_hwconfig *c, const key_def *k, const br_json *v, con
     case K_DOUBLE3:
         if (v->type != BR_JSON_ARRAY || v->count != 3) return br_fail(err, "%s: '%s' must be an array of 3 numbers", name, k->name);
         for (int i = 0; i < 3; i++) {
-            if (v->items[i].type != BR_JSON_NUMBER) return br_fail(err, "%s: '%s' must be an array of 3 numbers", name, k->name);
-            if (k->kind == K_INT3) ((int *)dst)[i] = (int)v->items[i].number;
-            else ((double *)dst)[i] = v->items[i].number;
+            long long x;
+            if (v->items[i].type != BR_JSON_NUMBER || !isfinite(v->items[i].number)) return br_fail(err, "%s: '%s' must be an array of 3 finite numbers", name, k->name);
+            if (k->kind == K_DOUBLE3) ((double *)dst)[i] = v->items[i].number;
+            else if (br_json_int_range(&v->items[i], -1000000000, 1000000000, &x)) return br_fail(err, "%s: '%s' must be an array of 3 integers", name, k->name);
+            else ((int *)dst)[i] = (int)x;
         }
         return 0;
     }

@@ -40,16 +40,41 @@ static int collect_text(void *p, int tok) {
     return 0;
 }
 
+/* A request's numeric fields, each checked for type and range before it becomes an integer (a
+ * double outside int converted by a cast is undefined behaviour). */
+typedef struct serve_numbers {
+    int n, ctx, chunks;
+    long long seed;
+    double temp;
+} serve_numbers;
+
+static int request_numbers(const br_json *req, serve_numbers *v, br_error *err) {
+    v->n = 64;
+    v->ctx = 0;
+    v->chunks = 0;
+    v->seed = 42;
+    v->temp = 0;
+    if (br_json_get_int(req, "n", 0, 1 << 20, &v->n, "request", err) < 0 || br_json_get_int(req, "ctx", 0, 1 << 20, &v->ctx, "request", err) < 0 ||
+        br_json_get_int(req, "chunks", 0, 1 << 30, &v->chunks, "request", err) < 0 ||
+        br_json_get_int_range(req, "seed", 0, 1LL << 53, &v->seed, "request", err) < 0 ||
+        br_json_get_double_range(req, "temp", 0, 1e6, &v->temp, "request", err) < 0)
+        return -1;
+    return 0;
+}
+
 static void handle(cli_engine *e, const br_json *req) {
     br_adapter_set *set = e->lora;
     const char *adapter = NULL, *prompt = NULL, *ppl_file = NULL;
-    double n = 64, temp = 0, ctx = 0, chunks = 0, seed = 42;
     int per_line = 0;
     if (br_json_get_string(req, "adapter", &adapter) < 0 || br_json_get_string(req, "prompt", &prompt) < 0 ||
-        br_json_get_string(req, "ppl", &ppl_file) < 0 || br_json_get_number(req, "n", &n) < 0 || br_json_get_number(req, "temp", &temp) < 0 ||
-        br_json_get_number(req, "ctx", &ctx) < 0 || br_json_get_number(req, "chunks", &chunks) < 0 ||
-        br_json_get_bool(req, "per_line", &per_line) < 0 || br_json_get_number(req, "seed", &seed) < 0) {
+        br_json_get_string(req, "ppl", &ppl_file) < 0 || br_json_get_bool(req, "per_line", &per_line) < 0) {
         reply_error("bad request: a field has the wrong type");
+        return;
+    }
+    serve_numbers num;
+    br_error nerr;
+    if (request_numbers(req, &num, &nerr)) {
+        reply_error(nerr.msg);
         return;
     }
     double t0 = br_now_seconds();
@@ -72,11 +97,11 @@ static void handle(cli_engine *e, const br_json *req) {
         int *ids, n_ids;
         br_tokenizer_encode(&e->model.tok, prompt, strlen(prompt), 1, &ids, &n_ids);
         br_sampler smp;
-        br_sampler_init(&smp, e->model.cfg.vocab_size, (float)temp, 0.9f, (uint64_t)seed);
+        br_sampler_init(&smp, e->model.cfg.vocab_size, (float)num.temp, 0.9f, (uint64_t)num.seed);
         text_acc acc = {&e->model.tok, NULL, 0, 0};
         br_gen_stats st;
         br_session_reset(&e->session);
-        int rc = br_generate(&e->session, &smp, ids, n_ids, (int)n, collect_text, &acc, &st, &err);
+        int rc = br_generate(&e->session, &smp, ids, n_ids, num.n, collect_text, &acc, &st, &err);
         br_sampler_free(&smp);
         free(ids);
         if (rc) {
@@ -99,7 +124,7 @@ static void handle(cli_engine *e, const br_json *req) {
         br_ppl_result r;
         double t1 = br_now_seconds();
         int rc = per_line ? br_perplexity_lines(&e->session, text, len, &r, NULL, NULL, &err)
-                          : br_perplexity_blocks(&e->session, text, len, ctx > 0 ? (int)ctx : 256, (int)chunks, &r, NULL, NULL, &err);
+                          : br_perplexity_blocks(&e->session, text, len, num.ctx > 0 ? num.ctx : 256, num.chunks, &r, NULL, NULL, &err);
         free(text);
         if (rc) {
             reply_error(err.msg);

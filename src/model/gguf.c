@@ -224,12 +224,16 @@ int br_gguf_parse(br_gguf *g, const uint8_t *data, size_t size, const char *name
         if (rc) break;
         int be, bb;
         br_gguf_block(dt, &be, &bb);
-        if (t->ne[0] % (uint64_t)be != 0) {
-            /* bitnet.cpp's I2_S is blocked over the whole tensor */
-            if (!(dt == BR_DT_I2_S && numel % 128 == 0)) {
-                rc = br_fail(err, "%s: tensor '%s': row of %llu is not a multiple of the %s block (%d)", name, tname, (unsigned long long)t->ne[0], br_dtype_name(dt), be);
+        if (dt == BR_DT_I2_S) {
+            /* bitnet.cpp's I2_S is blocked over the whole tensor, 128 values per 32 bytes: a tail
+             * would be left undecoded, so the element count must be whole blocks whatever the rows */
+            if (numel % 128 != 0) {
+                rc = br_fail(err, "%s: tensor '%s': %llu elements are not a multiple of the I2_S block (128)", name, tname, (unsigned long long)numel);
                 break;
             }
+        } else if (t->ne[0] % (uint64_t)be != 0) {
+            rc = br_fail(err, "%s: tensor '%s': row of %llu is not a multiple of the %s block (%d)", name, tname, (unsigned long long)t->ne[0], br_dtype_name(dt), be);
+            break;
         }
         uint64_t nbytes = numel / (uint64_t)be * (uint64_t)bb + (dt == BR_DT_I2_S ? 32 : 0);
         if (t->offset % g->alignment != 0 || t->offset > size - data_start || nbytes > size - data_start - t->offset) {
@@ -439,11 +443,8 @@ int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float
     }
     if (be == 1) {
         if (first > total || n > total - first) return br_fail(err, "%s: tensor %s has %zu elements, asked for %zu from %zu", t->file, t->name, total, n, first);
-        br_tensor part = *t; /* the same elements as a 1-D tensor of n */
-        part.ndim = 1;
-        part.shape[0] = (int64_t)n;
-        part.data = t->data + first * (size_t)bb;
-        return br_tensor_to_f32(&part, out, n, err);
+        br_tensor_f32_raw(t, first, n, out); /* F32, F16 or BF16: br_gguf_block knows no other */
+        return 0;
     }
     const size_t unit = t->dtype == BR_DT_I2_S ? 128 : (size_t)be;
     if (first > total || n > total - first || first % unit || (n % unit && first + n != total))
@@ -467,9 +468,20 @@ int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float
     return 0;
 }
 
+/* Elements per piece of a whole-tensor dequantization: whole blocks of every type (256, and 128 for
+ * I2_S), and small enough that the finiteness check finds the piece in cache. */
+#define DEQ_PIECE 65536
+
 int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err) {
     if ((size_t)br_tensor_numel(t) != n) return br_fail(err, "%s: tensor %s has %lld elements, expected %zu", t->file, t->name, (long long)br_tensor_numel(t), n);
-    return br_tensor_dequantize_range(t, 0, n, out, err);
+    int be, bb;
+    if (br_gguf_block(t->dtype, &be, &bb)) return br_tensor_to_f32(t, out, n, err); /* a safetensors float type (checked), or the error */
+    /* the values checked piece by piece (a block scale of inf or NaN makes its block non-finite) */
+    for (size_t first = 0; first < n; first += DEQ_PIECE) {
+        const size_t len = n - first < DEQ_PIECE ? n - first : DEQ_PIECE;
+        if (br_tensor_dequantize_range(t, first, len, out + first, err) || br_check_finite(out + first, len, first, t->file, t->name, err)) return -1;
+    }
+    return 0;
 }
 
 /* ---- ternary block encoders (llama.cpp's quantize_row_tq*_ref with the ternary values given) ---- */

@@ -61,9 +61,11 @@ double br_gguf_arr_num(const gguf_kv *kv, uint64_t i);
 /* Block geometry of the quantized types: elements per block and bytes per block. */
 int br_gguf_block(br_dtype t, int *block_elems, int *block_bytes);
 
-/* Dequantizes n elements of any supported tensor type to f32. */
+/* Dequantizes n elements of any supported tensor type to f32; a NaN or infinity is an error naming
+ * the tensor. */
 int br_tensor_dequantize(const br_tensor *t, float *out, size_t n, br_error *err);
-/* Elements [first, first + n): first and n whole blocks (128 for I2_S), or n reaching the end. */
+/* Elements [first, first + n): first and n whole blocks (128 for I2_S), or n reaching the end.
+ * The values are not checked for finiteness (the ternary reader checks every value itself). */
 int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float *out, br_error *err);
 
 /* ---- writing ---- */

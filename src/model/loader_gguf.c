@@ -2,6 +2,8 @@
  * (Falcon3-1.58bit as llama.cpp stores it) architectures. Whatever the container (F32/F16/BF16 with
  * or without `.scale` tensors, TQ1_0, TQ2_0, I2_S), bitrom recovers the ternary integers and one
  * scale per tensor, and runs the same forward pass as for the Hugging Face checkpoint (GGUF.md 3). */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ static int meta_float(const br_gguf *g, const char *arch, const char *key, float
     double v;
     int r = br_gguf_get_f64(g, full, &v);
     if (r < 0) return br_fail(err, "%s: '%s' has the wrong type", g->ts.source, full);
+    if (r > 0 && !(fabs(v) <= FLT_MAX)) return br_fail(err, "%s: '%s' = %g is not a finite float", g->ts.source, full, v);
     if (r > 0) *out = (float)v;
     return 0;
 }
@@ -42,7 +45,10 @@ static float *tensor_floats(const br_gguf *g, const char *name, int64_t d0, int6
     }
     int ok = d1 < 0 ? (br_tensor_numel(t) == d0) : (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1);
     if (!ok) {
-        br_fail(err, "%s: tensor '%s' has the wrong shape (expected %lld x %lld)", g->ts.source, name, (long long)d0, (long long)(d1 < 0 ? 1 : d1));
+        const int64_t want[2] = {d0, d1}; /* outermost first, as every shape in bitrom's messages */
+        char have_s[96], want_s[64];
+        br_fail(err, "%s: tensor '%s' has shape %s, expected %s", g->ts.source, name, br_shape_str(t->shape, t->ndim, have_s, sizeof have_s),
+                br_shape_str(want, d1 < 0 ? 1 : 2, want_s, sizeof want_s));
         return NULL;
     }
     size_t n = (size_t)d0 * (size_t)(d1 < 0 ? 1 : d1);
@@ -111,7 +117,12 @@ static int load_linear(const br_gguf *g, const char *base, br_bitlinear *bl, int
     const br_tensor *t = br_tensors_find(&g->ts, name);
     if (!t) return br_fail(err, "%s: missing tensor '%s'", g->ts.source, name);
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-        return br_fail(err, "%s: tensor '%s' has the wrong shape (expected %d x %d)", g->ts.source, name, rows, cols);
+    {
+        const int64_t want[2] = {rows, cols};
+        char have_s[96], want_s[64];
+        return br_fail(err, "%s: tensor '%s' has shape %s, expected %s", g->ts.source, name, br_shape_str(t->shape, t->ndim, have_s, sizeof have_s),
+                       br_shape_str(want, 2, want_s, sizeof want_s));
+    }
     bl->m.rows = rows;
     bl->m.cols = cols;
     br_ternary_weights_alloc(&bl->m);
@@ -174,13 +185,15 @@ int br_model_load_gguf(br_model *m, const char *path, br_error *err) {
         if (c->head_dim == 0 && c->n_heads > 0) c->head_dim = c->dim / c->n_heads;
         const br_tensor *emb = br_tensors_find(&g.ts, "token_embd.weight");
         if (!emb || emb->ndim != 2 || emb->shape[1] != c->dim) rc = br_fail(err, "%s: missing or malformed token_embd.weight", path);
+        else if (emb->shape[0] > (1 << 22)) rc = br_fail(err, "%s: token_embd.weight has %lld rows, more than a vocabulary of 2^22", path, (long long)emb->shape[0]);
         else c->vocab_size = (int)emb->shape[0];
         c->tied_embeddings = br_tensors_find(&g.ts, "output.weight") == NULL;
     }
     if (rc == 0) {
         uint64_t v;
-        c->bos_id = br_gguf_get_u64(&g, "tokenizer.ggml.bos_token_id", &v) == 1 ? (int)v : 1;
-        c->eos_id = br_gguf_get_u64(&g, "tokenizer.ggml.eos_token_id", &v) == 1 ? (int)v : 2;
+        /* an id beyond int is outside any vocabulary: -1 makes br_config_validate say so */
+        c->bos_id = br_gguf_get_u64(&g, "tokenizer.ggml.bos_token_id", &v) == 1 ? (v <= INT_MAX ? (int)v : -1) : 1;
+        c->eos_id = br_gguf_get_u64(&g, "tokenizer.ggml.eos_token_id", &v) == 1 ? (v <= INT_MAX ? (int)v : -1) : 2;
         rc = br_config_validate(c, path, err);
     }
     /* exact scales written by `bitrom convert` (our extension: llama.cpp ignores these keys) */

@@ -1,4 +1,6 @@
 /* Hugging Face checkpoints: config.json (two BitNet families, BITROM.md 2.1-2.3) and safetensors. */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,20 +12,30 @@
 #include "util/json.h"
 
 static int get_int(const br_json *j, const char *key, int *out, int required, const char *path, br_error *err) {
-    double v;
-    int r = br_json_get_number(j, key, &v);
-    if (r < 0) return br_fail(err, "%s: '%s' must be a number", path, key);
-    if (r == 0) return required ? br_fail(err, "%s: missing '%s'", path, key) : 0;
-    if (v != floor(v) || v < 0 || v > 1e9) return br_fail(err, "%s: '%s' = %g is not a valid count", path, key, v);
-    *out = (int)v;
+    int r = br_json_get_int(j, key, 0, 1000000000, out, path, err); /* br_config_validate narrows each */
+    if (r < 0) return -1;
+    if (r == 0 && required) return br_fail(err, "%s: missing '%s'", path, key);
     return 0;
 }
 
+/* Any float-representable value (the conversion to float is then defined); the meaning of the
+ * value is br_config_validate's to check. */
 static int get_float(const br_json *j, const char *key, float *out, const char *path, br_error *err) {
     double v;
-    int r = br_json_get_number(j, key, &v);
-    if (r < 0) return br_fail(err, "%s: '%s' must be a number", path, key);
+    int r = br_json_get_double_range(j, key, -FLT_MAX, FLT_MAX, &v, path, err);
+    if (r < 0) return -1;
     if (r > 0) *out = (float)v;
+    return 0;
+}
+
+/* bos_token_id / eos_token_id: a number (or the first of an array) that must be an id; other types
+ * (null) leave the default. */
+static int get_token_id(const br_json *v, const char *key, int *out, const char *path, br_error *err) {
+    if (v && v->type == BR_JSON_ARRAY && v->count > 0) v = &v->items[0];
+    if (!v || v->type != BR_JSON_NUMBER) return 0;
+    long long id;
+    if (br_json_int_range(v, 0, INT_MAX, &id)) return br_fail(err, "%s: '%s' = %.17g is not a token id", path, key, v->number);
+    *out = (int)id;
     return 0;
 }
 
@@ -83,11 +95,9 @@ static int parse_config(br_config *c, const br_json *j, const char *path, br_err
         get_int(j, "max_position_embeddings", &c->max_seq, 0, path, err) ||
         get_float(j, "rms_norm_eps", &c->norm_eps, path, err) || get_float(j, "rope_theta", &c->rope_theta, path, err))
         return -1;
-    const br_json *bos = br_json_get(j, "bos_token_id"), *eos = br_json_get(j, "eos_token_id");
-    if (bos && bos->type == BR_JSON_NUMBER) c->bos_id = (int)bos->number;
-    if (eos && eos->type == BR_JSON_NUMBER) c->eos_id = (int)eos->number;
-    if (eos && eos->type == BR_JSON_ARRAY && eos->count > 0 && eos->items[0].type == BR_JSON_NUMBER)
-        c->eos_id = (int)eos->items[0].number;
+    if (get_token_id(br_json_get(j, "bos_token_id"), "bos_token_id", &c->bos_id, path, err) ||
+        get_token_id(br_json_get(j, "eos_token_id"), "eos_token_id", &c->eos_id, path, err))
+        return -1;
     if (c->n_kv_heads < 0) c->n_kv_heads = c->n_heads;
     if (c->head_dim < 0) c->head_dim = c->n_heads ? c->dim / c->n_heads : 0;
     int tied = c->family == BR_FAMILY_BITNET; /* HF default differs by family */
@@ -109,10 +119,16 @@ int br_config_validate(const br_config *c, const char *path, br_error *err) {
     if (c->dim < 1 || c->dim > 65536 || c->ffn_dim < 1 || c->ffn_dim > 262144)
         return br_fail(err, "%s: hidden_size %d / intermediate_size %d out of range", path, c->dim, c->ffn_dim);
     if (c->n_layers < 1 || c->n_layers > 1024) return br_fail(err, "%s: num_hidden_layers %d out of range", path, c->n_layers);
-    if (c->n_heads < 1 || c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
+    if (c->n_heads < 1 || c->n_heads > 65536 || c->n_kv_heads < 1 || c->n_kv_heads > 65536)
+        return br_fail(err, "%s: num_attention_heads %d / num_key_value_heads %d out of range 1..65536", path, c->n_heads, c->n_kv_heads);
+    if (c->n_heads % c->n_kv_heads != 0)
         return br_fail(err, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path, c->n_heads, c->n_kv_heads);
     if (c->head_dim < 2 || c->head_dim % 2 != 0 || c->head_dim > 1024)
         return br_fail(err, "%s: head_dim %d must be even and in 2..1024", path, c->head_dim);
+    /* the loaders and the forward pass compute n_heads * head_dim in int: bound it first (in 64 bits) */
+    const int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
+    if (q_dim > BR_MAX_Q_DIM)
+        return br_fail(err, "%s: num_attention_heads %d x head_dim %d = %lld exceeds %d", path, c->n_heads, c->head_dim, (long long)q_dim, BR_MAX_Q_DIM);
     if (c->max_seq < 1 || c->max_seq > (1 << 20)) return br_fail(err, "%s: max_position_embeddings %d out of range", path, c->max_seq);
     if (!(c->norm_eps >= 0 && c->norm_eps < 1)) return br_fail(err, "%s: rms_norm_eps out of range", path);
     if (!(c->rope_theta > 0 && isfinite(c->rope_theta))) return br_fail(err, "%s: rope_theta must be positive", path);
@@ -163,9 +179,10 @@ static const br_tensor *need_tensor(const br_tensor_set *ts, const char *name, i
     }
     int ok = d1 < 0 ? (t->ndim == 1 && t->shape[0] == d0) : (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1);
     if (!ok) {
-        br_fail(err, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld%s%lld]", t->file, name,
-                (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
-                (long long)d0, d1 >= 0 ? ", " : "", d1 >= 0 ? (long long)d1 : 0LL);
+        const int64_t want[2] = {d0, d1};
+        char have_s[96], want_s[64];
+        br_fail(err, "%s: tensor '%s' has shape %s, expected %s", t->file, name, br_shape_str(t->shape, t->ndim, have_s, sizeof have_s),
+                br_shape_str(want, d1 < 0 ? 1 : 2, want_s, sizeof want_s));
         return NULL;
     }
     return t;

@@ -66,6 +66,9 @@ static br_lora_module *module_for(br_adapter *a, int layer, br_proj proj) {
 /* Reads one factor; transpose = 1 when stored [r][in] (PEFT A) or [out][r] (PEFT B). */
 static int read_factor(const br_tensor *t, int transpose, float **out, int *d0, int *d1, br_error *err) {
     if (t->ndim != 2) return br_fail(err, "%s: '%s' must be 2-D", t->file, t->name);
+    /* ranks up to 65536 (the config's limit), sides up to a model's widest matrix (262144) */
+    if (t->shape[0] < 1 || t->shape[1] < 1 || t->shape[0] > 262144 || t->shape[1] > 262144)
+        return br_fail(err, "%s: '%s' has shape [%lld, %lld]; each side must be in 1..262144", t->file, t->name, (long long)t->shape[0], (long long)t->shape[1]);
     size_t n = (size_t)t->shape[0] * (size_t)t->shape[1];
     float *raw = br_malloc(n * sizeof(float));
     if (br_tensor_to_f32(t, raw, n, err)) {
@@ -138,15 +141,20 @@ int br_adapter_load(br_adapter *a, const char *name, const char *path, const br_
     a->name = br_strdup(name);
     a->path = br_strdup(path);
     char *st_path = NULL, *cfg_path = NULL;
+    if (!*path) {
+        br_adapter_free(a);
+        return br_fail(err, "adapter '%s': empty path", name);
+    }
     if (br_is_directory(path)) {
         st_path = br_path_join(path, "adapter_model.safetensors");
         cfg_path = br_path_join(path, "adapter_config.json");
     } else {
+        /* the config next to the file: its directory, or the current one for a bare name */
         st_path = br_strdup(path);
-        char *dir = br_strdup(path), *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else strcpy(dir, ".");
-        cfg_path = br_path_join(dir, "adapter_config.json");
+        const char *slash = strrchr(path, '/');
+        char *dir = slash ? br_strdup(path) : NULL;
+        if (dir) dir[slash == path ? 1 : slash - path] = 0; /* "/x.safetensors": the root */
+        cfg_path = br_path_join(dir ? dir : ".", "adapter_config.json");
         free(dir);
     }
     int rc = 0;
@@ -186,16 +194,26 @@ int br_adapter_load(br_adapter *a, const char *name, const char *path, const br_
                 rc = -1;
                 break;
             }
-            if (kind == 1 || kind == 3) {
-                if (mod->A) rc = br_fail(err, "%s: two lora_A tensors for layer %d %s", st_path, layer, br_proj_names[proj]);
+            /* the rank is A's second side and B's first; whichever factor comes second in the
+             * header is checked against the first (the quantizer copies r x out floats of B) */
+            const int is_a = kind == 1 || kind == 3, rank = is_a ? d1 : d0;
+            if (is_a ? mod->A != NULL : mod->B != NULL) {
+                rc = br_fail(err, "%s: two %s tensors for layer %d %s", st_path, is_a ? "lora_A" : "lora_B", layer, br_proj_names[proj]);
+                free(f);
+                break;
+            }
+            if (mod->r && mod->r != rank) {
+                rc = br_fail(err, "%s: layer %d %s: lora_A rank %d, lora_B rank %d", st_path, layer, br_proj_names[proj], is_a ? rank : mod->r,
+                             is_a ? mod->r : rank);
+                free(f);
+                break;
+            }
+            mod->r = rank;
+            if (is_a) {
                 mod->A = f;
                 mod->in = d0;
-                mod->r = d1;
             } else {
-                if (mod->B) rc = br_fail(err, "%s: two lora_B tensors for layer %d %s", st_path, layer, br_proj_names[proj]);
                 mod->B = f;
-                if (mod->r && mod->r != d0) rc = br_fail(err, "%s: layer %d %s: lora_A rank %d, lora_B rank %d", st_path, layer, br_proj_names[proj], mod->r, d0);
-                mod->r = d0;
                 mod->out = d1;
             }
         }

@@ -66,7 +66,10 @@ void br_model_free(br_model *m);
 
 int br_config_from_json_file(br_config *c, const char *path, br_error *err);
 int br_config_parse_text(br_config *c, const char *text, size_t len, const char *path, br_error *err);
+/* Checks every field's range; after it, products of shape fields fit in int (n_heads x head_dim is
+ * at most BR_MAX_Q_DIM, as hidden_size is at most 65536 and intermediate_size 262144). */
 int br_config_validate(const br_config *c, const char *path, br_error *err);
+#define BR_MAX_Q_DIM 262144
 
 /* Unpacks the HF row-block layout (BITROM.md 2.2): P[ceil(N/4)][K] -> W[N][K] in {-1,0,1}.
  * Returns -1 with a message on an invalid code (3). */

@@ -41,21 +41,22 @@ static int parse_entry(br_tensor_set *ts, const br_mapped_file *f, const char *n
     uint64_t numel = 1;
     int64_t dims[BR_MAX_DIMS];
     for (size_t i = 0; i < shape->count; i++) {
-        double d = shape->items[i].number;
-        if (shape->items[i].type != BR_JSON_NUMBER || d < 0 || d > 1e12 || d != (double)(int64_t)d)
+        long long d;
+        if (br_json_int_range(&shape->items[i], 0, 1000000000000LL, &d))
             return br_fail(err, "%s: tensor '%s': bad dimension", f->path, name);
         dims[i] = (int64_t)d;
         if (dims[i] && numel > UINT64_MAX / 16 / (uint64_t)dims[i])
             return br_fail(err, "%s: tensor '%s': shape overflows", f->path, name);
         numel *= (uint64_t)dims[i];
     }
-    double b = offs->items[0].number, en = offs->items[1].number;
-    if (offs->items[0].type != BR_JSON_NUMBER || offs->items[1].type != BR_JSON_NUMBER || b < 0 || en < b ||
-        b != (double)(uint64_t)b || en != (double)(uint64_t)en || en > (double)data_size)
-        return br_fail(err, "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the %zu data bytes", f->path,
-                       name, b, en, data_size);
+    /* offsets are checked against the data size as doubles before any conversion to an integer */
+    long long b, en;
+    if (br_json_int_range(&offs->items[0], 0, (long long)data_size, &b) || br_json_int_range(&offs->items[1], 0, (long long)data_size, &en) || en < b)
+        return br_fail(err, "%s: tensor '%s': data_offsets [%.17g, %.17g] are not a range inside the %zu data bytes", f->path, name,
+                       offs->items[0].type == BR_JSON_NUMBER ? offs->items[0].number : -1.0,
+                       offs->items[1].type == BR_JSON_NUMBER ? offs->items[1].number : -1.0, data_size);
     if ((uint64_t)(en - b) != numel * elsize)
-        return br_fail(err, "%s: tensor '%s': %.0f bytes for %llu elements of %s", f->path, name, en - b,
+        return br_fail(err, "%s: tensor '%s': %lld bytes for %llu elements of %s", f->path, name, en - b,
                        (unsigned long long)numel, dts);
     if (br_tensors_find(ts, name)) return br_fail(err, "%s: tensor '%s' appears twice", f->path, name);
     br_tensor *t = br_tensors_add(ts, name);

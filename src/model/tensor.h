@@ -50,14 +50,28 @@ typedef struct br_tensor_set {
 
 const char *br_dtype_name(br_dtype t);
 int64_t br_tensor_numel(const br_tensor *t);
+/* "[d0, d1, ...]" of ndim dimensions into buf (for messages); returns buf. */
+const char *br_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap);
 const br_tensor *br_tensors_find(const br_tensor_set *ts, const char *name);
 void br_tensors_free(br_tensor_set *ts);
 
 /* Adds one tensor (name copied) to the set. */
 br_tensor *br_tensors_add(br_tensor_set *ts, const char *name);
 
-/* Converts a float tensor (F32, F16, BF16, F64) to n f32 values. -1 if dtype or size mismatch. */
+/* Converts a float tensor (F32, F16, BF16, F64) to n f32 values. -1 if dtype or size mismatch, or
+ * if a value is NaN or infinite (a norm weight, embedding or adapter factor that is not finite makes
+ * every logit NaN: the loader says which tensor instead). */
 int br_tensor_to_f32(const br_tensor *t, float *out, size_t n, br_error *err);
+
+/* Elements [first, first + n) of an F32/F16/BF16/F64 tensor as floats, unchecked (the caller has
+ * checked dtype and bounds, and checks the values: the ternary reader, which rejects NaN itself). */
+void br_tensor_f32_raw(const br_tensor *t, size_t first, size_t n, float *out);
+
+/* Index of the first NaN or infinity in v[0..n), n if none. */
+size_t br_first_non_finite(const float *v, size_t n);
+/* 0 if v[0..n) is finite, else -1 with "FILE: tensor 'NAME' holds a non-finite value (V) at element
+ * index0 + i" in err. */
+int br_check_finite(const float *v, size_t n, size_t index0, const char *file, const char *name, br_error *err);
 
 
 /* safetensors: a .safetensors file, a model.safetensors.index.json, or a directory holding either. */

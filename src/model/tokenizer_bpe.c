@@ -442,6 +442,10 @@ int br_bpe_from_mapped(br_tokenizer *tok, int n_vocab, const char *const *strs, 
     return 0;
 }
 
+/* Token ids of a tokenizer.json (vocab and added_tokens): below 2^22, as every vocabulary bitrom
+ * reads (the model's vocab_size has the same bound). */
+#define BPE_MAX_ID ((1 << 22) - 1)
+
 int br_tokenizer_load_hf_json(br_tokenizer *tok, const char *path, br_error *err) {
     memset(tok, 0, sizeof *tok);
     char *text;
@@ -459,34 +463,42 @@ int br_tokenizer_load_hf_json(br_tokenizer *tok, const char *path, br_error *err
         return br_fail(err, "%s: not a byte-level BPE tokenizer.json (model.type BPE with vocab and merges)", path);
     }
     const br_json *added = br_json_get(&j, "added_tokens");
+    if (added && added->type != BR_JSON_ARRAY) rc = br_fail(err, "%s: 'added_tokens' must be an array", path);
+    const size_t n_added = added && added->type == BR_JSON_ARRAY ? added->count : 0;
+    /* every id is checked once, here, before it sizes the arrays or indexes them below */
     int n_vocab = 0;
-    for (size_t i = 0; i < vocab->count; i++) {
-        double id = vocab->items[i].number;
-        if (vocab->items[i].type != BR_JSON_NUMBER || id < 0 || id > (1 << 22)) rc = br_fail(err, "%s: bad id for '%s'", path, vocab->keys[i]);
+    for (size_t i = 0; rc == 0 && i < vocab->count; i++) {
+        long long id;
+        if (br_json_int_range(&vocab->items[i], 0, BPE_MAX_ID, &id)) rc = br_fail(err, "%s: bad id for '%s' (an integer in 0..%d)", path, vocab->keys[i], BPE_MAX_ID);
         else if ((int)id + 1 > n_vocab) n_vocab = (int)id + 1;
     }
-    for (size_t i = 0; rc == 0 && added && added->type == BR_JSON_ARRAY && i < added->count; i++) {
-        double id;
-        if (br_json_get_number(&added->items[i], "id", &id) == 1 && id >= 0 && id < (1 << 22) && (int)id + 1 > n_vocab) n_vocab = (int)id + 1;
+    for (size_t i = 0; rc == 0 && i < n_added; i++) {
+        const br_json *at = &added->items[i];
+        const char *content;
+        long long id;
+        if (at->type != BR_JSON_OBJECT || br_json_get_string(at, "content", &content) != 1 || br_json_int_range(br_json_get(at, "id"), 0, BPE_MAX_ID, &id))
+            rc = br_fail(err, "%s: added_tokens[%zu] needs a string 'content' and an integer 'id' in 0..%d", path, i, BPE_MAX_ID);
+        else if ((int)id + 1 > n_vocab) n_vocab = (int)id + 1;
     }
+    if (rc == 0 && n_vocab == 0) rc = br_fail(err, "%s: the vocabulary is empty", path);
     const char **strs = br_calloc((size_t)n_vocab + 1, sizeof(char *));
     size_t *lens = br_calloc((size_t)n_vocab + 1, sizeof(size_t));
     uint8_t *types = br_calloc((size_t)n_vocab + 1, 1);
     for (size_t i = 0; rc == 0 && i < vocab->count; i++) {
-        int id = (int)vocab->items[i].number;
+        const int id = (int)vocab->items[i].number; /* checked above */
         strs[id] = vocab->keys[i];
         lens[id] = strlen(vocab->keys[i]);
         types[id] = BR_PIECE_NORMAL;
     }
-    for (size_t i = 0; rc == 0 && added && added->type == BR_JSON_ARRAY && i < added->count; i++) {
-        double id;
+    for (size_t i = 0; rc == 0 && i < n_added; i++) {
         const char *content;
         int special = 0;
-        if (br_json_get_number(&added->items[i], "id", &id) != 1 || br_json_get_string(&added->items[i], "content", &content) != 1) continue;
+        br_json_get_string(&added->items[i], "content", &content);
         br_json_get_bool(&added->items[i], "special", &special);
-        strs[(int)id] = content;
-        lens[(int)id] = strlen(content);
-        types[(int)id] = special ? BR_PIECE_CONTROL : BR_PIECE_USER;
+        const int id = (int)br_json_get(&added->items[i], "id")->number; /* checked above */
+        strs[id] = content;
+        lens[id] = strlen(content);
+        types[id] = special ? BR_PIECE_CONTROL : BR_PIECE_USER;
     }
     if (rc == 0) rc = br_bpe_from_mapped(tok, n_vocab, strs, lens, types, path, err);
     if (rc == 0) {

@@ -304,6 +304,40 @@ int br_json_get_bool(const br_json *obj, const char *key, int *out) {
     return 1;
 }
 
+int br_json_int_range(const br_json *v, long long lo, long long hi, long long *out) {
+    if (!v || v->type != BR_JSON_NUMBER) return -1;
+    const double d = v->number;
+    /* the comparisons are false for NaN; only an in-range integral value reaches the cast */
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d)) return -1;
+    *out = (long long)d;
+    return 0;
+}
+
+int br_json_get_int_range(const br_json *obj, const char *key, long long lo, long long hi, long long *out, const char *path, br_error *err) {
+    const br_json *v = br_json_get(obj, key);
+    if (!v || v->type == BR_JSON_NULL) return 0;
+    if (v->type != BR_JSON_NUMBER) return br_fail(err, "%s: '%s' must be a number", path, key);
+    if (br_json_int_range(v, lo, hi, out))
+        return br_fail(err, "%s: '%s' = %.17g is not an integer in %lld..%lld", path, key, v->number, lo, hi);
+    return 1;
+}
+
+int br_json_get_int(const br_json *obj, const char *key, int lo, int hi, int *out, const char *path, br_error *err) {
+    long long v;
+    int r = br_json_get_int_range(obj, key, lo, hi, &v, path, err);
+    if (r == 1) *out = (int)v;
+    return r;
+}
+
+int br_json_get_double_range(const br_json *obj, const char *key, double lo, double hi, double *out, const char *path, br_error *err) {
+    const br_json *v = br_json_get(obj, key);
+    if (!v || v->type == BR_JSON_NULL) return 0;
+    if (v->type != BR_JSON_NUMBER) return br_fail(err, "%s: '%s' must be a number", path, key);
+    if (!(v->number >= lo && v->number <= hi)) return br_fail(err, "%s: '%s' = %g is outside %g..%g", path, key, v->number, lo, hi);
+    *out = v->number;
+    return 1;
+}
+
 void br_json_write_string(FILE *fp, const char *s) {
     fputc('"', fp);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
