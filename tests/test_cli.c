@@ -186,3 +186,25 @@ void test_cli_hostile_inputs(void) {
     expect_clean_failure("run --bogus", "unknown option", NULL);
     expect_clean_failure("frobnicate", "unknown command", NULL);
 }
+
+/* BITROM_FORCE_ISA: the kernels a run uses follow it; an unknown value or an instruction set the
+ * CPU lacks is a one-line error before anything runs. */
+void test_cli_force_isa(void) {
+    static const char *const isas[3] = {"scalar", "avx2", "avx512"};
+    char cmd[2048], *out = malloc(1 << 16), err[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "BITROM_FORCE_ISA=%s %s bench -m %s -p 4 -n 2 --chunks 1 -t 1 --json", isas[i], bitrom_bin(), asset("models/stories3m"));
+        const int rc = run_cmd(cmd, out, 1 << 16, err, sizeof err);
+        if (rc == 0) { /* the kernel table of that level (avx512 is VNNI) */
+            char want[64];
+            snprintf(want, sizeof want, "\"kernel\": \"%s", isas[i]); /* avx512vnni */
+            CHECKF(strstr(out, want) != NULL, "%s: %.200s", isas[i], out);
+        } else { /* only a level this CPU lacks may fail, and then with its one line */
+            CHECKF(i > 0 && rc == 2 && strstr(err, "cannot run") && strncmp(err, "bitrom: error:", 14) == 0, "%s: exit %d: %s", isas[i], rc, err);
+            fprintf(stderr, "  this CPU has no %s: %s", isas[i], err);
+        }
+    }
+    snprintf(cmd, sizeof cmd, "BITROM_FORCE_ISA=scalar1 %s paper", bitrom_bin());
+    CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 2 && strstr(err, "unknown instruction set") && strstr(err, "scalar1"));
+    free(out);
+}

@@ -268,6 +268,80 @@ static double ppl_lines(lora_run *r, const char *file) {
     return rc ? -1 : br_ppl_value(&res);
 }
 
+/* A PEFT adapter written here: F32 lora_A [r, 256] and lora_B [128, r] on the v_proj of layers 0
+ * and 5 of stories3m (safetensors: 8-byte header length, JSON header, data), and its config. */
+static void write_peft(const char *dir, int r, double alpha, int rslora) {
+    mkdir(dir, 0700);
+    enum { IN = 256, OUT = 128 };
+    const int layers[2] = {0, 5};
+    char header[1024];
+    size_t hl = 0, off = 0;
+    hl += (size_t)snprintf(header + hl, sizeof header - hl, "{");
+    for (int k = 0; k < 2; k++) {
+        const size_t na = (size_t)r * IN * 4, nb = (size_t)OUT * r * 4;
+        hl += (size_t)snprintf(header + hl, sizeof header - hl,
+                               "%s\"base_model.model.model.layers.%d.self_attn.v_proj.lora_A.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]},"
+                               "\"base_model.model.model.layers.%d.self_attn.v_proj.lora_B.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                               k ? "," : "", layers[k], r, IN, off, off + na, layers[k], OUT, r, off + na, off + na + nb);
+        off += na + nb;
+    }
+    hl += (size_t)snprintf(header + hl, sizeof header - hl, "}");
+    while (hl % 8) header[hl++] = ' ';
+    char path[512];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    const uint64_t n = hl;
+    fwrite(&n, 8, 1, f);
+    fwrite(header, 1, hl, f);
+    uint32_t seed = 99;
+    for (size_t i = 0; i < off / 4; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        const float v = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "{\"peft_type\": \"LORA\", \"r\": %d, \"lora_alpha\": %g, \"use_rslora\": %s, \"target_modules\": [\"v_proj\"]}\n", r, alpha, rslora ? "true" : "false");
+    fclose(f);
+}
+
+/* rsLoRA scales the branch by alpha / sqrt(r) (Kalajievski 2023, PEFT's use_rslora), not alpha / r:
+ * r 4, alpha 8 with rsLoRA must give the logits of alpha 16 without it, and not those of alpha 8. */
+void test_lora_rslora(void) {
+    const char *dirs[3] = {tmp_path("rslora"), tmp_path("lora-a16"), tmp_path("lora-a8")};
+    write_peft(dirs[0], 4, 8, 1);
+    write_peft(dirs[1], 4, 16, 0);
+    write_peft(dirs[2], 4, 8, 0);
+    lora_run r;
+    if (open_run(&r, "models/stories3m", NULL)) return;
+    br_error e;
+    const int toks[10] = {1, 410, 447, 264, 410, 463, 414, 418, 336, 432};
+    float *out[3];
+    for (int k = 0; k < 3; k++) {
+        char spec[600];
+        snprintf(spec, sizeof spec, "a%d=%s", k, dirs[k]);
+        CHECKF(br_adapter_set_add(&r.set, spec, &r.m, 0, 0, &e) == 0, "%s", e.msg);
+        snprintf(spec, sizeof spec, "a%d", k);
+        CHECK(br_adapter_set_activate(&r.set, spec) == 0);
+        out[k] = logits_of(&r, toks, 10);
+    }
+    CHECK(r.set.n == 3);
+    if (r.set.n == 3) {
+        CHECKF(r.set.items[0].scale == (float)(8 / sqrt(4.0)), "rsLoRA scale %g, want alpha / sqrt(r) = 4", r.set.items[0].scale);
+        CHECK(r.set.items[1].scale == 4.0f && r.set.items[2].scale == 2.0f);
+    }
+    CHECK(memcmp(out[0], out[1], 10 * 512 * 4) == 0);
+    double moved = 0; /* the adapter does something: alpha 8 plain is another model */
+    for (int i = 0; i < 10 * 512; i++) moved = fmax(moved, fabs(out[0][i] - out[2][i]));
+    fprintf(stderr, "  rsLoRA: logits equal alpha 16 without it; alpha 8 without it moves them by up to %.3g\n", moved);
+    CHECK(moved > 1e-3);
+    for (int k = 0; k < 3; k++) free(out[k]);
+    close_run(&r);
+}
+
 /* The task-switching table of the assets README, in one process: the adapters are loaded once and
  * switched between evaluations; the base weights are never touched. */
 void test_lora_task_switching(void) {

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernels/cpu_features.h"
 #include "test.h"
 #include "util/fileio.h"
 #include "util/json.h"
@@ -125,13 +126,28 @@ static const test_case tests[] = {
 #undef X
 };
 
+/* No arguments: every test; else the tests whose name contains any of the arguments. */
+static int selected(const char *name, int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strstr(name, argv[i])) return 1;
+    return argc < 2;
+}
+
 int main(int argc, char **argv) {
     const char *tmp = getenv("TMPDIR");
     snprintf(g_tmpdir, sizeof g_tmpdir, "%s/bitrom-tests.%ld", tmp && *tmp ? tmp : P_tmpdir, (long)getpid());
     mkdir(g_tmpdir, 0700);
+    br_error isa_err; /* BITROM_FORCE_ISA=scalar|avx2 runs the whole suite on a lower path */
+    if (br_cpu_isa_from_env(&isa_err)) {
+        fprintf(stderr, "bitrom-tests: error: %s\n", isa_err.msg);
+        return 2;
+    }
+    if (getenv("BITROM_FORCE_ISA")) fprintf(stderr, "instruction set capped at %s\n", br_isa_name(br_cpu_best_isa()));
     int passed = 0, failed = 0, skipped = 0;
+    const int fail_fast = getenv("BITROM_TESTS_FAIL_FAST") != NULL; /* tools/mutate.sh: the first failure decides */
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (argc > 1 && !strstr(tests[i].name, argv[1])) continue;
+        if (!selected(tests[i].name, argc, argv)) continue;
+        if (fail_fast && failed) break;
         int before = g_test_failures;
         g_test_skipped = 0;
         fprintf(stderr, "[ RUN  ] %s\n", tests[i].name);

@@ -1,6 +1,7 @@
 #include <math.h>
 
 #include "kernels/cpu_backend.h"
+#include "kernels/cpu_features.h"
 #include "kernels/quant.h"
 #include "model/eval.h"
 #include "model/forward.h"
@@ -74,18 +75,64 @@ void test_kernels_match_reference(void) {
     br_pool_destroy(pool);
 }
 
+/* half to even on an exact tie k + 0.5, in integers (independent of rintf and the rounding mode) */
+static int half_even(int twice) { /* twice = 2k + 1 */
+    const int k = (twice - 1) / 2; /* floor(twice / 2): twice - 1 is even, the division exact */
+    return k % 2 == 0 ? k : k + 1;
+}
+
+/* Ties everywhere: n values with |max| = qmax, so the scale is 1 and every x + 0.5 is an exact tie;
+ * n >= 64 puts ties in the 8-wide vector body and in the tail. */
+static void check_quant_ties(int bits, int n) {
+    const int qmax = (1 << (bits - 1)) - 1;
+    float x[80];
+    int8_t q[80];
+    int want[80];
+    for (int i = 0; i < n; i++) {
+        const int twice = (int)(i * 7 % (2 * qmax)) - qmax; /* odd and even numerators in [-qmax, qmax) */
+        if (twice % 2) {
+            x[i] = (float)twice / 2.0f; /* a tie */
+            want[i] = half_even(twice);
+        } else {
+            x[i] = (float)(twice / 2);
+            want[i] = twice / 2;
+        }
+    }
+    x[n / 2] = (float)qmax; /* the absmax, in the vector body */
+    want[n / 2] = qmax;
+    x[n - 1] = -(float)qmax + 0.5f; /* a tie in the tail */
+    want[n - 1] = half_even(-2 * qmax + 1);
+    const float s = br_quantize_absmax(x, n, bits, q);
+    CHECKF(s == (float)qmax / (float)qmax, "%d-bit n=%d (%s): scale %g", bits, n, br_isa_name(br_cpu_best_isa()), s);
+    int bad = 0, first = -1;
+    for (int i = 0; i < n; i++)
+        if (q[i] != want[i] && bad++ == 0) first = i;
+    CHECKF(bad == 0, "%d-bit n=%d (%s): %d codes differ, first at %d: x %g -> %d, want %d", bits, n, br_isa_name(br_cpu_best_isa()), bad, first, first >= 0 ? x[first] : 0,
+           first >= 0 ? q[first] : 0, first >= 0 ? want[first] : 0);
+}
+
 void test_quantize_absmax(void) {
-    const float x[6] = {0.5f, -1.0f, 0.25f, 1.0f / 254.0f, -0.5f, 0.0f};
-    int8_t q[6];
-    float s = br_quantize_absmax(x, 6, 8, q);
-    CHECK(s == 127.0f);
-    CHECK(q[0] == 64 && q[1] == -127 && q[2] == 32 && q[4] == -64 && q[5] == 0); /* 63.5 -> 64 (even) */
-    CHECK(q[3] == 0);                                                            /* 0.5 -> 0 (half to even) */
-    s = br_quantize_absmax(x, 6, 4, q);
-    CHECK(s == 7.0f && q[1] == -7 && q[0] == 4 && q[2] == 2); /* 3.5 -> 4, 1.75 -> 2 */
-    float z[3] = {0, 0, 0};
-    s = br_quantize_absmax(z, 3, 8, q);
-    CHECK(s == 127.0f / 1e-5f && q[0] == 0);
+    /* every path this CPU runs: the AVX2 body and tail, and the portable loop */
+    const br_isa best = br_cpu_best_isa();
+    for (int isa = BR_ISA_SCALAR; isa <= (int)best; isa++) {
+        br_cpu_limit_isa((br_isa)isa);
+        const float x[6] = {0.5f, -1.0f, 0.25f, 1.0f / 254.0f, -0.5f, 0.0f};
+        int8_t q[6];
+        float s = br_quantize_absmax(x, 6, 8, q);
+        CHECK(s == 127.0f);
+        CHECK(q[0] == 64 && q[1] == -127 && q[2] == 32 && q[4] == -64 && q[5] == 0); /* 63.5 -> 64 (even) */
+        CHECK(q[3] == 0);                                                            /* 0.5 -> 0 (half to even) */
+        s = br_quantize_absmax(x, 6, 4, q);
+        CHECK(s == 7.0f && q[1] == -7 && q[0] == 4 && q[2] == 2); /* 3.5 -> 4, 1.75 -> 2 */
+        float z[3] = {0, 0, 0};
+        s = br_quantize_absmax(z, 3, 8, q);
+        CHECK(s == 127.0f / 1e-5f && q[0] == 0);
+        for (int n = 64; n <= 75; n += 11) {
+            check_quant_ties(8, n);
+            check_quant_ties(4, n);
+        }
+    }
+    br_cpu_limit_isa(best);
 }
 
 typedef struct golden_cmp {
@@ -142,45 +189,51 @@ static int load_golden(br_model *m, int mi, br_error *e) {
 }
 
 void test_golden_logits(void) {
+    /* on every instruction set this CPU runs (kernels, quantizer and vector code all follow the cap) */
     static const char *const seqs[3][2] = {{"story", "kjv"}, {"rand0", "rand1"}, {"rand0", "rand1"}};
     br_pool *pool = br_pool_create(2);
+    const br_isa best = br_cpu_best_isa();
     for (int mi = 0; mi < 3; mi++) {
         br_model m;
         br_error e;
         if (load_golden(&m, mi, &e)) continue;
-        br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
-        br_session s;
-        CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
-        for (int si = 0; si < 2; si++) {
-            char meta[256], lf[256];
-            snprintf(meta, sizeof meta, "golden/%s/meta.json", golden_models[mi]);
-            snprintf(lf, sizeof lf, "golden/%s/logits_%s.f32", golden_models[mi], seqs[mi][si]);
-            int toks[256];
-            int n = json_int_array(asset(meta), seqs[mi][si], "tokens", toks, 256);
-            void *ref = NULL;
-            long bytes = read_all(asset(lf), &ref);
-            CHECKF(n > 0 && bytes == (long)n * m.cfg.vocab_size * 4, "%s: %ld bytes for %d tokens", lf, bytes, n);
-            if (n <= 0 || bytes != (long)n * m.cfg.vocab_size * 4) {
+        for (int isa = BR_ISA_SCALAR; isa <= (int)best; isa++) {
+            br_cpu_limit_isa((br_isa)isa);
+            br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+            br_session s;
+            CHECK(br_session_init(&s, &m, be, pool, 0, &e) == 0);
+            for (int si = 0; si < 2; si++) {
+                char meta[256], lf[256];
+                snprintf(meta, sizeof meta, "golden/%s/meta.json", golden_models[mi]);
+                snprintf(lf, sizeof lf, "golden/%s/logits_%s.f32", golden_models[mi], seqs[mi][si]);
+                int toks[256];
+                int n = json_int_array(asset(meta), seqs[mi][si], "tokens", toks, 256);
+                void *ref = NULL;
+                long bytes = read_all(asset(lf), &ref);
+                CHECKF(n > 0 && bytes == (long)n * m.cfg.vocab_size * 4, "%s: %ld bytes for %d tokens", lf, bytes, n);
+                if (n <= 0 || bytes != (long)n * m.cfg.vocab_size * 4) {
+                    free(ref);
+                    continue; /* the check above failed the test: nothing to compare */
+                }
+                float *got = br_malloc((size_t)n * m.cfg.vocab_size * 4);
+                br_session_reset(&s);
+                CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
+                golden_cmp c = compare_logits(got, ref, n, m.cfg.vocab_size);
+                fprintf(stderr, "  %s/%s (%s, %s): argmax differs at %d of %d positions (%d near-ties), median |diff| / range %.2e\n", golden_models[mi], seqs[mi][si],
+                        br_isa_name((br_isa)isa), br_cpu_kernel_name(be), c.argmax_miss + c.near_ties, n, c.near_ties, c.median_rel_diff);
+                CHECK(c.argmax_miss == 0);
+                /* measured 1.6e-8 to 3.9e-8 on the six sequences; the activation scale 128/amax instead of
+                 * 127/amax (a 0.8 % error) gives 7e-4 to 1.1e-3, measured by mutation */
+                CHECK(c.median_rel_diff <= 1e-6);
+                free(got);
                 free(ref);
-                continue; /* the check above failed the test: nothing to compare */
             }
-            float *got = br_malloc((size_t)n * m.cfg.vocab_size * 4);
-            br_session_reset(&s);
-            CHECK(br_session_forward(&s, toks, n, got, 1, &e) == 0);
-            golden_cmp c = compare_logits(got, ref, n, m.cfg.vocab_size);
-            fprintf(stderr, "  %s/%s: argmax differs at %d of %d positions (%d near-ties), median |diff| / range %.2e\n", golden_models[mi], seqs[mi][si],
-                    c.argmax_miss + c.near_ties, n, c.near_ties, c.median_rel_diff);
-            CHECK(c.argmax_miss == 0);
-            /* measured 1.6e-8 to 3.9e-8 on the six sequences; the activation scale 128/amax instead of
-             * 127/amax (a 0.8 % error) gives 7e-4 to 1.1e-3, measured by mutation */
-            CHECK(c.median_rel_diff <= 1e-6);
-            free(got);
-            free(ref);
+            br_session_free(&s);
+            be->destroy(be);
         }
-        br_session_free(&s);
-        be->destroy(be);
         br_model_free(&m);
     }
+    br_cpu_limit_isa(best);
     br_pool_destroy(pool);
 }
 

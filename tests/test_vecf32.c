@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "kernels/cpu_features.h"
 #include "kernels/prefetch.h"
 #include "kernels/threadpool.h"
 #include "kernels/vecf32.h"
@@ -59,7 +60,7 @@ static void check_exp(void) {
     CHECKF(differ == 0, "%d inputs give another e^x in the wide path than alone", differ);
 }
 
-void test_vec_kernels(void) {
+static void vec_kernels_once(void) {
     check_exp();
     unsigned seed = 7;
     enum { N = 301 }; /* not a multiple of 8: every tail */
@@ -112,6 +113,18 @@ void test_vec_kernels(void) {
         ref[i + 150] = a[i + 150] * c[i] + a[i] * sn[i];
     }
     CHECK(memcmp(y, ref, 300 * sizeof(float)) == 0);
+}
+
+/* every path this CPU runs: AVX-512, AVX2 and the plain loops, each against the same formulas */
+void test_vec_kernels(void) {
+    const br_isa best = br_cpu_best_isa();
+    for (int isa = BR_ISA_SCALAR; isa <= (int)best; isa++) {
+        br_cpu_limit_isa((br_isa)isa);
+        const int before = g_test_failures;
+        vec_kernels_once();
+        if (g_test_failures != before) fprintf(stderr, "  (the failures above: %s path)\n", br_isa_name((br_isa)isa));
+    }
+    br_cpu_limit_isa(best);
 }
 
 typedef struct slot_job {

@@ -21,6 +21,10 @@ void br_chip_events_write_json(const br_chip_events *e, FILE *fp) {
     fputc('}', fp);
 }
 
+static int g_allow_shortcut = 1; /* set by tests before a backend is built, never while one runs */
+
+void br_trimla_allow_shortcut(int allow) { g_allow_shortcut = allow; }
+
 void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes) {
     p->lanes = lanes;
     p->steps = c->trimla_columns;
@@ -32,7 +36,7 @@ void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes)
     /* |term| <= 15 for the unsigned low nibble of an 8-bit activation, 8 for a signed 4-bit one; if
      * a whole window of such terms fits, no update can leave the range and checking is moot */
     const int max_term = c->act_bits == 8 ? 15 : 8;
-    p->cannot_overflow = br_hw_window_terms(c) * max_term <= p->hi;
+    p->cannot_overflow = g_allow_shortcut && br_hw_window_terms(c) * max_term <= p->hi;
 }
 
 /* Applies the overflow policy to one lane's register after an update; returns the new value. */

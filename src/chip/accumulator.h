@@ -55,6 +55,9 @@ typedef struct br_trimla_params {
 } br_trimla_params;
 
 void br_trimla_params_init(br_trimla_params *p, const br_hwconfig *c, int lanes);
+/* Test hook: 0 makes every later br_trimla_params_init leave cannot_overflow off, so the range is
+ * checked (and overflows counted) even where the static bound says it cannot be left. Default 1. */
+void br_trimla_allow_shortcut(int allow);
 int32_t br_trimla_row(const br_trimla_params *p, const int16_t *w, const int16_t *x, br_chip_events *ev);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "kernels/cpu_features.h"
 
 typedef struct command {
     const char *name;
@@ -33,14 +34,14 @@ static const command commands[] = {
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
     {"convert", cmd_convert, "write a model as GGUF (llama.cpp / bitnet.cpp)",
-     "bitrom convert -m MODEL -o FILE.gguf|- [--type tq2_0|tq1_0|i2_s|f32] [--force]\n"
+     "bitrom convert -m MODEL -o FILE.gguf|- [--type tq2_0|tq1_0|i2_s|iq2_bn|iq1_bn|f32] [--force]\n"
      "  BitNet-format models become the `bitnet` (silu) or `bitnet-b1.58` (relu2) architecture with .scale tensors;\n"
      "  Falcon3-format models become `llama` with the scale in the blocks and q/k permuted as llama.cpp expects.\n"
      "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
-     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s) are written as F32 (said on stderr).\n"
+     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s; 64 for iq2_bn, iq1_bn) are written as F32 (said on stderr).\n"
      "  An existing FILE is replaced only with --force."},
     {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint",
-     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32] [--seed S] [--act silu|relu2] [--force]\n"
+     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|iq2_bn|iq1_bn|f32] [--seed S] [--act silu|relu2] [--force]\n"
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
      "  A directory gets the Hugging Face layout (config.json + model.safetensors), built next to DIR and renamed\n"
      "  onto it whole; a .gguf name (or -, stdout) gets GGUF. An existing model is replaced only with --force."},
@@ -81,6 +82,11 @@ int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage_all(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    br_error isa_err; /* BITROM_FORCE_ISA, read before any thread runs a kernel */
+    if (br_cpu_isa_from_env(&isa_err)) {
+        cli_error(isa_err.msg);
+        return 2;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
