@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -95,7 +96,7 @@ void test_gguf_assets_match_hf(void) {
 
 void test_convert_round_trip(void) {
     static const char *const models[3] = {"models/stories3m", "models/falcon3-tiny", "models/bitnet2b-tiny"};
-    static const char *const types[4] = {"tq2_0", "tq1_0", "i2_s", "f32"};
+    static const char *const types[6] = {"tq2_0", "tq1_0", "i2_s", "iq2_bn", "iq1_bn", "f32"};
     const int toks[12] = {1, 393, 428, 66, 306, 43, 150, 228, 24, 302, 498, 485};
     for (int mi = 0; mi < 3; mi++) {
         br_model src;
@@ -105,13 +106,22 @@ void test_convert_round_trip(void) {
             continue;
         }
         float *ref = model_logits(&src, toks, 12);
-        for (int ti = 0; ti < 4; ti++) {
+        for (int ti = 0; ti < 6; ti++) {
             br_out_type ty;
             CHECK(br_out_type_from_name(types[ti], &ty) == 0);
             const char *path = tmp_path("rt.gguf");
             FILE *fp = fopen(path, "wb");
             CHECK(br_convert_write_gguf(&src, ty, fp, NULL, &e) == 0);
             fclose(fp);
+            if (ty == BR_OUT_IQ2_BN || ty == BR_OUT_IQ1_BN) { /* the matrices really are in that type */
+                br_gguf g;
+                int in_type = 0;
+                if (br_gguf_open(&g, path, &e) == 0) {
+                    for (size_t i = 0; i < g.ts.n_tensors; i++) in_type += g.ts.tensors[i].dtype == (ty == BR_OUT_IQ2_BN ? BR_DT_IQ2_BN : BR_DT_IQ1_BN);
+                    br_gguf_close(&g);
+                }
+                CHECKF(in_type == 7 * src.cfg.n_layers, "%s as %s: %d of %d matrices in that type", models[mi], types[ti], in_type, 7 * src.cfg.n_layers);
+            }
             br_model back;
             if (br_model_load(&back, path, &e)) {
                 CHECKF(0, "%s %s: %s", models[mi], types[ti], e.msg);
@@ -134,6 +144,85 @@ void test_convert_round_trip(void) {
         free(ref);
         br_model_free(&src);
     }
+}
+
+/* ---- GGUF files written by the peers' own quantizers (../shared/assets/peer-gguf) ---- */
+
+/* The ternary matrices of an ik_llama.cpp IQ2_BN / IQ1_BN file hold, byte for byte, what
+ * `bitrom convert --type iq2_bn|iq1_bn` writes for the same model (the peer file came from our F32
+ * conversion of it). Returns the number of matrices compared. */
+static int same_bytes_as_ours(const char *path, const br_model *m, br_out_type type) {
+    const char *ours_path = tmp_path("ours-bn.gguf");
+    br_error e;
+    FILE *fp = fopen(ours_path, "wb");
+    CHECK(fp && br_convert_write_gguf(m, type, fp, NULL, &e) == 0);
+    if (fp) fclose(fp);
+    br_gguf g, o;
+    if (br_gguf_open(&g, path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        return 0;
+    }
+    if (br_gguf_open(&o, ours_path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        br_gguf_close(&g);
+        return 0;
+    }
+    int compared = 0;
+    for (size_t i = 0; i < o.ts.n_tensors; i++) {
+        const br_tensor *mine = &o.ts.tensors[i], *theirs = br_tensors_find(&g.ts, mine->name);
+        if (mine->dtype != BR_DT_IQ2_BN && mine->dtype != BR_DT_IQ1_BN) continue;
+        CHECKF(theirs && theirs->dtype == mine->dtype && theirs->nbytes == mine->nbytes && memcmp(theirs->data, mine->data, mine->nbytes) == 0,
+               "%s: %s differs from ours (%s)", path, mine->name, br_dtype_name(mine->dtype));
+        compared++;
+    }
+    br_gguf_close(&o);
+    br_gguf_close(&g);
+    return compared;
+}
+
+void test_gguf_peer_files(void) {
+    br_model f32, hf;
+    br_error e;
+    REQUIRE(br_model_load(&f32, asset("models/stories3m-f32.gguf"), &e) == 0);
+    if (br_model_load(&hf, asset("models/stories3m"), &e)) {
+        CHECKF(0, "%s", e.msg);
+        br_model_free(&f32);
+        return;
+    }
+    const int toks[12] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315};
+    float *ref = model_logits(&f32, toks, 12);
+    DIR *d = opendir(asset("peer-gguf"));
+    CHECKF(d != NULL, "cannot list %s", asset("peer-gguf"));
+    int files = 0, ik = 0;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        const size_t nl = strlen(de->d_name);
+        if (nl < 5 || strcmp(de->d_name + nl - 5, ".gguf") != 0) continue;
+        char rel[300], path[1024];
+        snprintf(rel, sizeof rel, "peer-gguf/%s", de->d_name);
+        snprintf(path, sizeof path, "%s", asset(rel));
+        files++;
+        br_model m;
+        if (br_model_load(&m, path, &e)) {
+            CHECKF(0, "%s", e.msg);
+            continue;
+        }
+        float *got = model_logits(&m, toks, 12);
+        const int same = memcmp(got, ref, (size_t)12 * 512 * 4) == 0;
+        fprintf(stderr, "  %s: logits %s the F32 conversion's\n", de->d_name, same ? "identical to" : "DIFFERENT from");
+        CHECKF(same, "%s: logits differ from the F32 conversion", de->d_name);
+        if (strstr(de->d_name, "iq2_bn") || strstr(de->d_name, "iq1_bn")) {
+            const int n = same_bytes_as_ours(path, &hf, strstr(de->d_name, "iq2_bn") ? BR_OUT_IQ2_BN : BR_OUT_IQ1_BN);
+            CHECKF(n == 7 * hf.cfg.n_layers, "%s: %d matrices compared", de->d_name, n);
+            ik++;
+        }
+        free(got);
+        br_model_free(&m);
+    }
+    if (d) closedir(d);
+    CHECKF(files >= 5 && ik == 2, "%d peer files (%d from ik_llama.cpp), want the five of the assets README", files, ik);
+    free(ref);
+    br_model_free(&hf);
+    br_model_free(&f32);
 }
 
 /* ---- BPE: the three ways a Llama-3 vocabulary arrives ---- */

@@ -262,7 +262,7 @@ int cmd_convert(const cli_opts *o) {
         return 2;
     }
     if (br_out_type_from_name(o->type ? o->type : "tq2_0", &type)) {
-        cli_error("--type must be tq2_0, tq1_0, i2_s or f32");
+        cli_error("--type must be tq2_0, tq1_0, i2_s, iq2_bn, iq1_bn or f32");
         return 2;
     }
     br_model m;
@@ -294,7 +294,7 @@ int cmd_convert(const cli_opts *o) {
 
 int cmd_gen(const cli_opts *o) {
     if (!o->preset || !o->out) {
-        cli_error("gen needs --preset NAME and -o DIR (Hugging Face layout) or -o FILE.gguf [--type tq2_0|tq1_0|i2_s|f32]");
+        cli_error("gen needs --preset NAME and -o DIR (Hugging Face layout) or -o FILE.gguf [--type tq2_0|tq1_0|i2_s|iq2_bn|iq1_bn|f32]");
         return 2;
     }
     br_model m;
@@ -317,7 +317,7 @@ int cmd_gen(const cli_opts *o) {
     if (strcmp(o->out, "-") == 0 || (n > 5 && strcmp(o->out + n - 5, ".gguf") == 0)) {
         br_out_type type;
         if (br_out_type_from_name(o->type ? o->type : "tq2_0", &type)) {
-            cli_error("--type must be tq2_0, tq1_0, i2_s or f32");
+            cli_error("--type must be tq2_0, tq1_0, i2_s, iq2_bn, iq1_bn or f32");
             rc = 2;
         } else {
             br_atomic_file af;

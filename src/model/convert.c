@@ -12,6 +12,8 @@ int br_out_type_from_name(const char *s, br_out_type *out) {
     else if (strcmp(s, "tq1_0") == 0) *out = BR_OUT_TQ1_0;
     else if (strcmp(s, "tq2_0") == 0) *out = BR_OUT_TQ2_0;
     else if (strcmp(s, "i2_s") == 0) *out = BR_OUT_I2_S;
+    else if (strcmp(s, "iq2_bn") == 0) *out = BR_OUT_IQ2_BN;
+    else if (strcmp(s, "iq1_bn") == 0) *out = BR_OUT_IQ1_BN;
     else return -1;
     return 0;
 }
@@ -45,6 +47,17 @@ static int add_ternary(br_gguf_writer *w, const char *name, const int8_t *t, int
             else br_tq1_0_quantize_block(t + b * 256, d, buf + b * (size_t)bb);
         }
         br_gguf_add_tensor(w, name, type == BR_OUT_TQ2_0 ? GGML_TQ2_0 : GGML_TQ1_0, ne, 2, buf, n / 256 * (size_t)bb);
+        free(buf);
+        return 0;
+    }
+    if ((type == BR_OUT_IQ2_BN || type == BR_OUT_IQ1_BN) && cols % 64 == 0) { /* ik_llama.cpp: a scale per row */
+        const size_t row_bytes = type == BR_OUT_IQ2_BN ? 4 + (size_t)cols / 4 : 2 + (size_t)cols / 64 * 13;
+        uint8_t *buf = br_malloc(row_bytes * (size_t)rows);
+        for (int r = 0; r < rows; r++) {
+            if (type == BR_OUT_IQ2_BN) br_iq2_bn_quantize_row(t + (size_t)r * cols, cols, d, buf + (size_t)r * row_bytes);
+            else br_iq1_bn_quantize_row(t + (size_t)r * cols, cols, d, buf + (size_t)r * row_bytes);
+        }
+        br_gguf_add_tensor(w, name, type == BR_OUT_IQ2_BN ? GGML_IQ2_BN : GGML_IQ1_BN, ne, 2, buf, row_bytes * (size_t)rows);
         free(buf);
         return 0;
     }
@@ -96,7 +109,9 @@ int br_convert_write_gguf(const br_model *m, br_out_type type, FILE *fp, FILE *n
     br_gguf_add_str(w, "general.architecture", arch);
     br_gguf_add_str(w, "general.name", m->path ? m->path : "bitrom");
     br_gguf_add_u32(w, "general.quantization_version", 2);
-    br_gguf_add_u32(w, "general.file_type", type == BR_OUT_F32 ? 0 : type == BR_OUT_TQ1_0 ? 36 : type == BR_OUT_TQ2_0 ? 37 : 40);
+    /* llama.cpp's ftype ids; I2_S is bitnet.cpp's 40, IQ1_BN and IQ2_BN ik_llama.cpp's 136 and 137 */
+    static const uint32_t ftype[] = {[BR_OUT_F32] = 0, [BR_OUT_TQ1_0] = 36, [BR_OUT_TQ2_0] = 37, [BR_OUT_I2_S] = 40, [BR_OUT_IQ2_BN] = 137, [BR_OUT_IQ1_BN] = 136};
+    br_gguf_add_u32(w, "general.file_type", ftype[type]);
 #define KEY(k) (snprintf(key, sizeof key, "%s.%s", arch, k), key)
     br_gguf_add_u32(w, KEY("context_length"), (uint32_t)c->max_seq);
     br_gguf_add_u32(w, KEY("embedding_length"), (uint32_t)c->dim);

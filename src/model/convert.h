@@ -8,7 +8,7 @@
 
 #include "model/model.h"
 
-typedef enum { BR_OUT_F32, BR_OUT_TQ1_0, BR_OUT_TQ2_0, BR_OUT_I2_S } br_out_type;
+typedef enum { BR_OUT_F32, BR_OUT_TQ1_0, BR_OUT_TQ2_0, BR_OUT_I2_S, BR_OUT_IQ2_BN, BR_OUT_IQ1_BN } br_out_type;
 
 int br_out_type_from_name(const char *s, br_out_type *out);
 /* Writes to fp; `notes` (may be NULL) receives one line per tensor that fell back to F32. */

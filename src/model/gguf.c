@@ -126,9 +126,13 @@ int br_gguf_block(br_dtype t, int *be, int *bb) {
     case BR_DT_TQ1_0: *be = 256, *bb = 54; return 0;
     case BR_DT_TQ2_0: *be = 256, *bb = 66; return 0;
     case BR_DT_I2_S: *be = 4, *bb = 1; return 0; /* plus 32 bytes of scale and padding per tensor */
+    case BR_DT_IQ2_BN: *be = 64, *bb = 16; return 0; /* plus the row scale, br_gguf_row_meta */
+    case BR_DT_IQ1_BN: *be = 64, *bb = 13; return 0;
     default: return -1;
     }
 }
+
+int br_gguf_row_meta(br_dtype t) { return t == BR_DT_IQ2_BN ? 4 : t == BR_DT_IQ1_BN ? 2 : 0; }
 
 /* Maps a GGML type id to ours; id 36 is I2_S only in bitnet.cpp files, decided by the caller. */
 static int map_type(uint32_t id, br_dtype *out) {
@@ -142,6 +146,8 @@ static int map_type(uint32_t id, br_dtype *out) {
     case GGML_TQ1_0: *out = BR_DT_TQ1_0; return 0;
     case GGML_TQ2_0: *out = BR_DT_TQ2_0; return 0;
     case GGML_I2_S: *out = BR_DT_I2_S; return 0;
+    case GGML_IQ2_BN: *out = BR_DT_IQ2_BN; return 0;
+    case GGML_IQ1_BN: *out = BR_DT_IQ1_BN; return 0;
     default: return -1;
     }
 }
@@ -235,7 +241,7 @@ int br_gguf_parse(br_gguf *g, const uint8_t *data, size_t size, const char *name
             rc = br_fail(err, "%s: tensor '%s': row of %llu is not a multiple of the %s block (%d)", name, tname, (unsigned long long)t->ne[0], br_dtype_name(dt), be);
             break;
         }
-        uint64_t nbytes = numel / (uint64_t)be * (uint64_t)bb + (dt == BR_DT_I2_S ? 32 : 0);
+        uint64_t nbytes = numel / (uint64_t)be * (uint64_t)bb + (dt == BR_DT_I2_S ? 32 : 0) + numel / t->ne[0] * (uint64_t)br_gguf_row_meta(dt);
         if (t->offset % g->alignment != 0 || t->offset > size - data_start || nbytes > size - data_start - t->offset) {
             rc = br_fail(err, "%s: tensor '%s' (%llu bytes at offset %llu) lies outside the file", name, tname, (unsigned long long)nbytes, (unsigned long long)t->offset);
             break;
@@ -419,6 +425,46 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+/* One 64-value block of an IQ2_BN row: byte j holds values j, j + 16, j + 32 and j + 48 in its
+ * bit pairs 0-1, 2-3, 4-5 and 6-7, code c meaning c - 1. */
+static void deq_iq2_bn(const uint8_t *b, float d, float *y) {
+    for (int j = 0; j < 16; j++)
+        for (int l = 0; l < 4; l++) y[16 * l + j] = (float)(((b[j] >> (2 * l)) & 3) - 1) * d;
+}
+
+/* Trit i (0 = least significant) of a byte holding ceil(256 x t / 243) for a 5-trit number t:
+ * multiplying by 3^(4 - i) modulo 256 brings its fraction to the top, three times that is the trit. */
+static int trit(uint8_t q, int i) {
+    static const uint8_t mult[5] = {81, 27, 9, 3, 1};
+    return (((uint8_t)(q * mult[i])) * 3) >> 8;
+}
+
+/* One 64-value block of an IQ1_BN row: 13 bytes; for each group of 16 values, three bytes of five
+ * trits (values 5k + i of the group) and the group's 16th value as trit g of the last byte. */
+static void deq_iq1_bn(const uint8_t *b, float d, float *y) {
+    for (int g = 0; g < 4; g++) {
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < 5; i++) y[16 * g + 5 * k + i] = (float)(trit(b[3 * g + k], i) - 1) * d;
+        y[16 * g + 15] = (float)(trit(b[12], g) - 1) * d;
+    }
+}
+
+/* elements [first, first + n) of a row-scaled tensor (IQ2_BN, IQ1_BN), first and n multiples of 64 */
+static void deq_bn_rows(const br_tensor *t, size_t first, size_t n, float *y) {
+    const size_t cols = (size_t)t->shape[t->ndim - 1], per_row = cols / 64;
+    const int meta = br_gguf_row_meta(t->dtype), bb = t->dtype == BR_DT_IQ2_BN ? 16 : 13;
+    const size_t row_bytes = (size_t)meta + per_row * (size_t)bb;
+    for (size_t blk = first / 64; blk < (first + n) / 64; blk++) {
+        const uint8_t *row = t->data + blk / per_row * row_bytes;
+        float d;
+        if (t->dtype == BR_DT_IQ2_BN) memcpy(&d, row, 4);
+        else d = half(row);
+        const uint8_t *b = row + meta + blk % per_row * (size_t)bb;
+        if (t->dtype == BR_DT_IQ2_BN) deq_iq2_bn(b, d, y + (blk * 64 - first));
+        else deq_iq1_bn(b, d, y + (blk * 64 - first));
+    }
+}
+
 /* elements [first, first + n) of an I2_S tensor of total elements (first, n multiples of 128) */
 static void deq_i2_s(const uint8_t *data, size_t total, size_t first, size_t n, float *y) {
     float scale;
@@ -451,6 +497,10 @@ int br_tensor_dequantize_range(const br_tensor *t, size_t first, size_t n, float
         return br_fail(err, "%s: tensor %s: range %zu+%zu is not whole blocks of %zu", t->file, t->name, first, n, unit);
     if (t->dtype == BR_DT_I2_S) {
         deq_i2_s(t->data, total, first, n, out);
+        return 0;
+    }
+    if (br_gguf_row_meta(t->dtype)) {
+        deq_bn_rows(t, first, n, out);
         return 0;
     }
     for (size_t blk = first / (size_t)be; blk < (first + n) / (size_t)be; blk++) {
@@ -664,4 +714,48 @@ int br_gguf_write(br_gguf_writer *w, FILE *fp) {
         rc |= put(fp, zeros, (size_t)((align - w->t[i].nbytes % align) % align));
     }
     return rc ? -1 : 0;
+}
+
+/* ---- ik_llama.cpp's BitNet rows (the layouts deq_iq2_bn and deq_iq1_bn read) ---- */
+
+/* ik_llama.cpp's quantizer takes the row's largest magnitude as its scale and codes every value
+ * at or above half of it by sign: a row of zeros becomes scale 0 with every code +1. The same here,
+ * so that both write the same bytes. */
+static const int8_t *zero_row_as_ik(const int8_t *w, int cols, float *d) {
+    static const int8_t plus[64] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    for (int i = 0; i < cols; i++)
+        if (w[i]) return NULL;
+    *d = 0;
+    return plus;
+}
+
+void br_iq2_bn_quantize_row(const int8_t *w, int cols, float d, uint8_t *out) {
+    const int8_t *zero = zero_row_as_ik(w, cols, &d);
+    memcpy(out, &d, 4);
+    for (int blk = 0; blk < cols / 64; blk++) {
+        const int8_t *x = zero ? zero : w + blk * 64;
+        uint8_t *b = out + 4 + blk * 16;
+        for (int j = 0; j < 16; j++)
+            b[j] = (uint8_t)((x[j] + 1) | ((x[j + 16] + 1) << 2) | ((x[j + 32] + 1) << 4) | ((x[j + 48] + 1) << 6));
+    }
+}
+
+/* five (or four) trits, least significant first, as the byte ceil(256 x t / 243) */
+static uint8_t pack_trits(const int8_t *x, int n, int stride) {
+    unsigned t = 0;
+    for (int i = n - 1; i >= 0; i--) t = t * 3 + (unsigned)(x[i * stride] + 1);
+    return (uint8_t)((t * 256 + 242) / 243);
+}
+
+void br_iq1_bn_quantize_row(const int8_t *w, int cols, float d, uint8_t *out) {
+    const int8_t *zero = zero_row_as_ik(w, cols, &d);
+    put_half(out, d);
+    for (int blk = 0; blk < cols / 64; blk++) {
+        const int8_t *x = zero ? zero : w + blk * 64;
+        uint8_t *b = out + 2 + blk * 13;
+        for (int g = 0; g < 4; g++)
+            for (int k = 0; k < 3; k++) b[3 * g + k] = pack_trits(x + 16 * g + 5 * k, 5, 1);
+        b[12] = pack_trits(x + 15, 4, 16); /* the 16th value of each group */
+    }
 }

@@ -60,6 +60,9 @@ double br_gguf_arr_num(const gguf_kv *kv, uint64_t i);
 
 /* Block geometry of the quantized types: elements per block and bytes per block. */
 int br_gguf_block(br_dtype t, int *block_elems, int *block_bytes);
+/* Bytes before the blocks of each row: ik_llama.cpp's IQ2_BN (a float) and IQ1_BN (an fp16) keep
+ * the row's scale there; 0 for the other types. */
+int br_gguf_row_meta(br_dtype t);
 
 /* Dequantizes n elements of any supported tensor type to f32; a NaN or infinity is an error naming
  * the tensor. */
@@ -84,10 +87,15 @@ void br_gguf_add_tensor(br_gguf_writer *w, const char *name, uint32_t ggml_type,
 int br_gguf_write(br_gguf_writer *w, FILE *fp);
 
 /* GGML type ids */
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q6_K = 14, GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_I2_S = 36 };
+enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q6_K = 14, GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_I2_S = 36,
+       GGML_IQ1_BN = 134, GGML_IQ2_BN = 135 /* ik_llama.cpp's ids */ };
 
 /* Ternary block codecs (llama.cpp layouts, GGUF.md): 256 values per block. */
 void br_tq2_0_quantize_block(const int8_t *w, float d, uint8_t *out);
 void br_tq1_0_quantize_block(const int8_t *w, float d, uint8_t *out);
+/* ik_llama.cpp's BitNet rows (ggml-common.h, iqk_quantize.cpp at 8337e4c): cols (a multiple of 64)
+ * ternary values of scale d into 4 + cols / 4 bytes (IQ2_BN) or 2 + cols / 64 x 13 bytes (IQ1_BN). */
+void br_iq2_bn_quantize_row(const int8_t *w, int cols, float d, uint8_t *out);
+void br_iq1_bn_quantize_row(const int8_t *w, int cols, float d, uint8_t *out);
 
 #endif

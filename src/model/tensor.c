@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *dtype_names[BR_DT_COUNT] = {"F32", "F16", "BF16", "U8", "I8", "I32", "I64", "F64",
-                                               "TQ1_0", "TQ2_0", "I2_S", "Q8_0", "Q4_0", "Q6_K"};
+                                               "TQ1_0", "TQ2_0", "I2_S", "Q8_0", "Q4_0", "Q6_K", "IQ2_BN", "IQ1_BN"};
 
 const char *br_dtype_name(br_dtype t) { return (unsigned)t < BR_DT_COUNT ? dtype_names[t] : "?"; }
 

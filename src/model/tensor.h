@@ -25,6 +25,8 @@ typedef enum {
     BR_DT_Q8_0,
     BR_DT_Q4_0,
     BR_DT_Q6_K,
+    BR_DT_IQ2_BN, /* ik_llama.cpp's BitNet types: a scale per row, then blocks of 64 */
+    BR_DT_IQ1_BN,
     BR_DT_COUNT
 } br_dtype;
 
