@@ -5,8 +5,15 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wvla -Wno-format-truncation
 CPPFLAGS = -Isrc -D_GNU_SOURCE
 LDLIBS   = -lm -lpthread
+# `bitrom server` needs libmicrohttpd (Debian: libmicrohttpd-dev); without it the rest builds and the
+# command says so.
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+ifneq ($(MHD_LIBS),)
+CPPFLAGS += -DBR_HAVE_MHD $(shell pkg-config --cflags libmicrohttpd)
+LDLIBS   += $(MHD_LIBS)
+endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c)
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)

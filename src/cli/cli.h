@@ -18,6 +18,9 @@ typedef struct cli_opts {
     int node_set, context, on_die;
     double node;
     int help, json_flag, csv_flag, force;
+    /* bitrom server: 0 (or NULL) means the default */
+    const char *host, *api_key;
+    int port, port_set, parallel, max_body, max_prompt, max_tokens, max_conn, queue, timeout, drain;
 } cli_opts;
 
 /* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */
@@ -34,6 +37,8 @@ typedef struct cli_engine {
 } cli_engine;
 
 int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq);
+/* The same with n_slots sequences in the session, each with its own KV cache (the server). */
+int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_slots);
 void cli_engine_close(cli_engine *e);
 /* Writes the chip's event counts to --stats FILE when given. */
 int cli_engine_write_stats(const cli_engine *e, const cli_opts *o);
@@ -47,6 +52,7 @@ int cmd_tokenize(const cli_opts *o);
 int cmd_rom(const cli_opts *o);
 int cmd_chip(const cli_opts *o);
 int cmd_serve(const cli_opts *o);
+int cmd_server(const cli_opts *o);
 int cmd_convert(const cli_opts *o);
 int cmd_gen(const cli_opts *o);
 int cmd_bench(const cli_opts *o);

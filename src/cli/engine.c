@@ -19,7 +19,9 @@ static br_kernel_kind kernel_from_name(const char *s, int *ok) {
     return BR_KERNEL_AUTO;
 }
 
-int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
+int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) { return cli_engine_open_slots(e, o, max_seq, 1); }
+
+int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_slots) {
     memset(e, 0, sizeof *e);
     br_error err;
     if (!o->model) {
@@ -73,7 +75,7 @@ int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq) {
         cli_engine_close(e);
         return -1;
     }
-    if (br_session_init(&e->session, &e->model, e->backend, e->pool, max_seq, &err)) {
+    if (br_session_init_slots(&e->session, &e->model, e->backend, e->pool, max_seq, n_slots, &err)) {
         cli_error(err.msg);
         cli_engine_close(e);
         return -1;

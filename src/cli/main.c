@@ -55,6 +55,18 @@ static const command commands[] = {
      "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"
      "  or {\"adapter\": \"none\", \"ppl\": \"FILE\", \"ctx\": 256, \"chunks\": 48} or {\"ppl\": \"FILE\", \"per_line\": true}.\n"
      "  Each answer is one JSON line with the adapter used and the switch time in microseconds."},
+    {"server", cmd_server, "an OpenAI-compatible HTTP server: batched decoding, per-request adapters, the chip's bill",
+     "bitrom server -m MODEL [--host 127.0.0.1] [--port 8080] [--lora NAME=DIR ...] [-c CTX] [--parallel N] [--api-key KEY]\n"
+     "              [--max-body BYTES] [--max-prompt TOKENS] [--max-tokens N] [--max-conn N] [--queue N] [--timeout S] [--drain S]\n"
+     "              [--backend cpu|chip] [-t THREADS] [--head f32|q8|q6|q4]\n"
+     "  Routes: POST /v1/completions, POST /v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
+     "  GET /health, GET /metrics (Prometheus), GET|POST /lora-adapters ([{\"id\", \"scale\"}]); a request's \"lora\" field\n"
+     "  chooses its adapters (the others get scale 0). Up to --parallel sequences (default 4) decode together, each\n"
+     "  with its own KV cache of -c tokens (default 2048 or the model's). With --backend chip every answer's usage\n"
+     "  carries the chip's bill. Defaults: 127.0.0.1:8080 (--port 0 picks a free port, printed on stderr),\n"
+     "  --max-body 1048576, --max-prompt = -c, --max-tokens 512, --max-conn 64, --queue 64, --timeout 30,\n"
+     "  --drain 30 (seconds SIGTERM waits for requests in flight). --api-key: every route but /health needs\n"
+     "  'Authorization: Bearer KEY'."},
     {"rom", cmd_rom, "compile a model to BitROM mask images",
      "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]\n"
      "  Maps every BitLinear onto ROM macros, writes the mask image (docs/rom-image.md), reads it back through\n"

@@ -13,5 +13,8 @@ const char *br_chat_style_name(br_chat_style s);
 /* A heap string with the user message wrapped for generation; *has_bos is set when the text already
  * starts with the BOS token's text. */
 char *br_chat_format(br_chat_style s, const char *user, int *has_bos);
+/* A conversation (roles "system", "user", "assistant", in order) wrapped for the assistant's next
+ * reply; one user message gives exactly br_chat_format's text. */
+char *br_chat_format_messages(br_chat_style s, const char *const *roles, const char *const *contents, int n, int *has_bos);
 
 #endif

@@ -17,10 +17,13 @@
 #define ATTN_RUN_HEADS 8
 
 
-static size_t kv_bytes(const br_session *s) {
+/* one slot's keys (or values): [layers][kv_heads][max_seq][head_dim] */
+static size_t kv_slot_floats(const br_session *s) {
     const br_config *c = &s->model->cfg;
-    return (size_t)c->n_layers * s->max_seq * c->n_kv_heads * c->head_dim * sizeof(float);
+    return (size_t)c->n_layers * s->max_seq * c->n_kv_heads * c->head_dim;
 }
+
+static size_t kv_bytes(const br_session *s) { return kv_slot_floats(s) * s->n_slots * sizeof(float); }
 
 /* huge pages: a decode step reads every layer's keys and values, spread over many 4 KiB pages */
 static float *kv_alloc(const br_session *s) {
@@ -29,7 +32,12 @@ static float *kv_alloc(const br_session *s) {
 }
 
 int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, br_error *err) {
+    return br_session_init_slots(s, m, be, pool, max_seq, 1, err);
+}
+
+int br_session_init_slots(br_session *s, br_model *m, br_backend *be, br_pool *pool, int max_seq, int n_slots, br_error *err) {
     memset(s, 0, sizeof *s);
+    if (n_slots < 1 || n_slots > BR_MAX_SLOTS) return br_fail(err, "%d sequence slots asked for (1..%d)", n_slots, BR_MAX_SLOTS);
     /* a backend's prepared form hangs off the model's matrices: one session per model at a time (a
      * second would overwrite the first's, and freeing either would unprepare both) */
     if (m->n_sessions > 0) return br_fail(err, "this model already has a session; free it before starting another");
@@ -40,6 +48,10 @@ int br_session_init(br_session *s, br_model *m, br_backend *be, br_pool *pool, i
     s->pool = pool;
     s->max_seq = max_seq > 0 && max_seq < c->max_seq ? max_seq : c->max_seq;
     s->max_batch = MAX_BATCH;
+    s->n_slots = n_slots;
+    s->bt_slot = br_calloc(MAX_BATCH, sizeof(int));
+    s->bt_pos = br_calloc(MAX_BATCH, sizeof(int));
+    s->run_t0 = br_calloc(MAX_BATCH + 1, sizeof(int));
     const size_t B = (size_t)s->max_batch, q_dim = (size_t)c->n_heads * c->head_dim,
                  kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t widest = (size_t)c->dim;
@@ -87,6 +99,9 @@ void br_session_free(br_session *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->xq);
     free(s->acc);
+    free(s->bt_slot);
+    free(s->bt_pos);
+    free(s->run_t0);
     br_head_free(&s->head);
     memset(s, 0, sizeof *s);
 }
@@ -103,12 +118,35 @@ static void quantize_rows(br_session *s, const float *x, int T, int n) {
     for (int t = 0; t < T; t++) s->xs[t] = br_quantize_absmax(x + (size_t)t * n, n, s->backend->act_bits, s->xq + (size_t)t * n);
 }
 
-/* Dequantizes the integer products of one BitLinear and applies the hook (LoRA). */
+/* Dequantizes the integer products of one BitLinear and applies the hook (LoRA) to each run of
+ * tokens of one slot, with that slot's context (each sequence its own adapter). */
 static void bitlinear_finish(br_session *s, const br_bitlinear *bl, const int32_t *acc, const float *x, int T, float *y) {
     const br_ternary_matrix *m = &bl->m;
     const int divide = s->model->cfg.scale_conv == BR_SCALE_DIVIDE;
     for (int t = 0; t < T; t++) br_vec_dequant(acc + (size_t)t * m->rows, m->rows, s->xs[t], bl->weight_scale, divide, y + (size_t)t * m->rows);
-    if (s->hook) s->hook(s->hook_ctx, m, x, T, s->pos, y);
+    if (!s->hook) return;
+    for (int r = 0; r < s->n_runs; r++) {
+        const int t0 = s->run_t0[r], n = s->run_t0[r + 1] - t0, slot = s->bt_slot[t0];
+        void *ctx = s->slot_hook_ctx ? s->slot_hook_ctx[slot] : s->hook_ctx;
+        s->hook(ctx, m, x + (size_t)t0 * m->cols, n, s->bt_pos[t0], y + (size_t)t0 * m->rows);
+    }
+}
+
+/* The backend's products for the batch: in one call, or one call per slot's run when the caller
+ * attributes the backend's event counts to sequences (on_run is told after each). */
+static void group_matmul(br_session *s, const br_ternary_matrix *const *ms, int n, int T, int32_t *const *accs) {
+    br_backend *be = s->backend;
+    const int split = s->on_run != NULL && s->n_runs > 1;
+    for (int r = 0; r < (split ? s->n_runs : 1); r++) {
+        const int t0 = split ? s->run_t0[r] : 0, nt = split ? s->run_t0[r + 1] - t0 : T;
+        int32_t *part[3];
+        for (int k = 0; k < n; k++) part[k] = accs[k] + (size_t)t0 * ms[k]->rows;
+        const int8_t *xq = s->xq + (size_t)t0 * ms[0]->cols;
+        if (be->matmul_group) be->matmul_group(be, ms, n, xq, nt, s->bt_pos[t0], part);
+        else
+            for (int k = 0; k < n; k++) be->matmul(be, ms[k], xq, nt, s->bt_pos[t0], part[k]);
+        if (s->on_run) s->on_run(s->on_run_ctx, s->bt_slot[t0]);
+    }
 }
 
 /* y_k = BitLinear_k(x) for up to 3 matrices sharing the input whose codes are in s->xq / s->xs. */
@@ -121,9 +159,7 @@ static void bitlinear_group(br_session *s, const br_bitlinear *const *bls, int n
         accs[k] = s->acc + off;
         off += (size_t)T * ms[k]->rows;
     }
-    if (s->backend->matmul_group) s->backend->matmul_group(s->backend, ms, n, s->xq, T, s->pos, accs);
-    else
-        for (int k = 0; k < n; k++) s->backend->matmul(s->backend, ms[k], s->xq, T, s->pos, accs[k]);
+    group_matmul(s, ms, n, T, accs);
     for (int k = 0; k < n; k++) bitlinear_finish(s, bls[k], accs[k], x, T, ys[k]);
 }
 
@@ -148,7 +184,7 @@ static void rope_angles(br_session *s, int T) {
     const int half = s->model->cfg.head_dim / 2;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
-            const float ang = (float)(s->pos + t) * s->rope_inv_freq[i];
+            const float ang = (float)s->bt_pos[t] * s->rope_inv_freq[i];
             s->rope_cs[(size_t)t * 2 * half + i] = cosf(ang);
             s->rope_cs[(size_t)t * 2 * half + half + i] = sinf(ang);
         }
@@ -161,9 +197,9 @@ static void rope(const br_session *s, float *v, int n_heads, int t) {
     for (int h = 0; h < n_heads; h++) br_vec_rope(v + h * hd, c, c + half, half);
 }
 
-static size_t kv_offset(const br_session *s, int layer, int kv_head, int pos) {
+static size_t kv_offset(const br_session *s, int slot, int layer, int kv_head, int pos) {
     const br_config *c = &s->model->cfg;
-    return (((size_t)layer * c->n_kv_heads + kv_head) * s->max_seq + pos) * c->head_dim;
+    return (size_t)slot * kv_slot_floats(s) + (((size_t)layer * c->n_kv_heads + kv_head) * s->max_seq + pos) * c->head_dim;
 }
 
 typedef struct attn_job {
@@ -184,9 +220,9 @@ static void prefetch_row(const float *row, int n) {
 static void attend_run(const attn_job *j, int t, int h0, int nh, float *sc) {
     br_session *s = j->s;
     const br_config *c = &s->model->cfg;
-    const int hd = c->head_dim, q_dim = c->n_heads * hd, p = s->pos + t, kvh = h0 / (c->n_heads / c->n_kv_heads);
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, p = s->bt_pos[t], slot = s->bt_slot[t], kvh = h0 / (c->n_heads / c->n_kv_heads);
     const float *q = s->q + (size_t)t * q_dim + (size_t)h0 * hd;
-    const float *kc = s->k_cache + kv_offset(s, j->layer, kvh, 0), *vc = s->v_cache + kv_offset(s, j->layer, kvh, 0);
+    const float *kc = s->k_cache + kv_offset(s, slot, j->layer, kvh, 0), *vc = s->v_cache + kv_offset(s, slot, j->layer, kvh, 0);
     const float inv_sqrt = 1.0f / sqrtf((float)hd);
     const size_t stride = (size_t)s->max_seq;
     for (int i = 0; i <= p; i++) {
@@ -240,17 +276,17 @@ static void layer_forward(br_session *s, int l, int T) {
         bitlinear_group(s, qkv, 3, s->xb, T, out);
     }
     for (int t = 0; t < T; t++) {
-        const int p = s->pos + t;
+        const int p = s->bt_pos[t];
         rope(s, s->q + (size_t)t * q_dim, c->n_heads, t);
         rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, t);
         for (int h = 0; h < c->n_kv_heads; h++) {
-            const size_t off = kv_offset(s, l, h, p);
+            const size_t off = kv_offset(s, s->bt_slot[t], l, h, p);
             memcpy(s->k_cache + off, s->k + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
             memcpy(s->v_cache + off, s->v + (size_t)t * kv_dim + (size_t)h * hd, (size_t)hd * sizeof(float));
         }
     }
     attn_job aj = {s, l, T};
-    if ((long)T * (s->pos + T) * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);
+    if (s->attn_work * q_dim < (1L << 16)) attention_worker(&aj, 0, 1);
     else br_pool_run(s->pool, attention_worker, &aj);
     prefetch_next(s, T, l, BR_PROJ_O, 1);
     float *o_in = s->attn;
@@ -283,23 +319,62 @@ static void layer_forward(br_session *s, int l, int T) {
     br_vec_add(s->x, s->y, (size_t)T * dim);
 }
 
-static int forward_batch(br_session *s, const int *tokens, int T, float *logits, int all_logits, int is_last, br_error *err) {
+/* The runs of consecutive tokens of one slot in s->bt_slot, and the attention's work (sum of the
+ * positions attended), for a batch whose bt_slot / bt_pos are set. */
+static void batch_runs(br_session *s, int T) {
+    s->n_runs = 0;
+    s->attn_work = 0;
+    for (int t = 0; t < T; t++) {
+        if (t == 0 || s->bt_slot[t] != s->bt_slot[t - 1]) s->run_t0[s->n_runs++] = t;
+        s->attn_work += s->bt_pos[t] + 1;
+    }
+    s->run_t0[s->n_runs] = T;
+}
+
+/* Embeds, runs every layer, then the lm_head for the tokens want[0..n_want) of the batch. */
+static int forward_layers(br_session *s, const int *tokens, int T, const int *want, int n_want, float *logits, br_error *err) {
     const br_config *c = &s->model->cfg;
     for (int t = 0; t < T; t++) {
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
             return br_fail(err, "token id %d is outside the vocabulary (0..%d)", tokens[t], c->vocab_size - 1);
         memcpy(s->x + (size_t)t * c->dim, s->model->embed + (size_t)tokens[t] * c->dim, c->dim * sizeof(float));
     }
+    batch_runs(s, T);
     rope_angles(s, T);
     for (int l = 0; l < c->n_layers; l++) layer_forward(s, l, T);
-    if (logits && (all_logits || is_last)) {
-        int first = all_logits ? 0 : T - 1, n = T - first;
-        for (int t = first; t < T; t++) br_vec_rmsnorm(s->xb + (size_t)(t - first) * c->dim, s->x + (size_t)t * c->dim, s->model->final_norm, c->dim, c->norm_eps);
-        br_head_matmul(&s->head, s->xb, n, logits, c->vocab_size, s->pool);
+    if (logits && n_want > 0) {
+        for (int i = 0; i < n_want; i++) br_vec_rmsnorm(s->xb + (size_t)i * c->dim, s->x + (size_t)want[i] * c->dim, s->model->final_norm, c->dim, c->norm_eps);
+        br_head_matmul(&s->head, s->xb, n_want, logits, c->vocab_size, s->pool);
     }
     prefetch_next(s, T, 0, BR_PROJ_Q, 3); /* read while the caller samples the next token */
+    return 0;
+}
+
+static int forward_batch(br_session *s, const int *tokens, int T, float *logits, int all_logits, int is_last, br_error *err) {
+    int want[MAX_BATCH];
+    int n_want = 0;
+    for (int t = 0; t < T; t++) {
+        s->bt_slot[t] = 0;
+        s->bt_pos[t] = s->pos + t;
+        if (all_logits || (is_last && t == T - 1)) want[n_want++] = t;
+    }
+    if (forward_layers(s, tokens, T, want, n_want, logits, err)) return -1;
     s->pos += T;
     return 0;
+}
+
+int br_session_forward_multi(br_session *s, const int *tokens, const int *slots, const int *pos, int T, const int *want, int n_want,
+                             float *logits, br_error *err) {
+    if (T < 1 || T > s->max_batch) return br_fail(err, "a step of %d tokens (1..%d)", T, s->max_batch);
+    for (int t = 0; t < T; t++) {
+        if (slots[t] < 0 || slots[t] >= s->n_slots) return br_fail(err, "token %d: slot %d outside 0..%d", t, slots[t], s->n_slots - 1);
+        if (pos[t] < 0 || pos[t] >= s->max_seq) return br_fail(err, "token %d: position %d outside the context of %d", t, pos[t], s->max_seq);
+        s->bt_slot[t] = slots[t];
+        s->bt_pos[t] = pos[t];
+    }
+    for (int i = 0; i < n_want; i++)
+        if (want[i] < 0 || want[i] >= T) return br_fail(err, "logits asked for token %d of a step of %d", want[i], T);
+    return forward_layers(s, tokens, T, want, n_want, logits, err);
 }
 
 int br_session_forward(br_session *s, const int *tokens, int n, float *logits, int all_logits, br_error *err) {

@@ -352,14 +352,12 @@ static void lora_branch(const br_lora_module *m, const float *x, double *restric
     for (int o = 0; o < m->out; o++) y[o] += (float)lo[o] * scale;
 }
 
-void br_adapter_hook(void *ctx, const br_ternary_matrix *tm, const float *x, int n_tokens, int pos0, float *y) {
-    (void)pos0;
-    br_adapter_set *s = ctx;
-    if (s->active < 0 || tm->layer < 0 || tm->layer >= 1024) return;
-    br_adapter *a = &s->items[s->active];
+/* y += adapter a's branch of x (n_tokens rows) for matrix tm, times mult on top of the adapter's
+ * own scale; returns the adapter-unit MACs spent. The set's scratch is shared: callers are serial. */
+static uint64_t apply_adapter(br_adapter_set *s, const br_adapter *a, const br_ternary_matrix *tm, const float *x, int n_tokens, float *y, float mult) {
+    if (tm->layer < 0 || tm->layer >= 1024) return 0;
     const br_lora_module *m = a->by_matrix[tm->layer][tm->proj];
-    if (!m) return;
-    s->macs += (uint64_t)n_tokens * (uint64_t)m->r * (uint64_t)(m->in + m->out);
+    if (!m) return 0;
     size_t need = (size_t)m->in + 2 * ((size_t)m->r + (size_t)m->out); /* floats: x_q, then doubles */
     if (need > s->scratch_cap) {
         s->scratch = br_realloc(s->scratch, need * sizeof(float) + sizeof(double));
@@ -374,6 +372,31 @@ void br_adapter_hook(void *ctx, const br_ternary_matrix *tm, const float *x, int
         /* as PEFT: h = x A, then (h B) * scaling, in float32 with fused multiply-adds along the
          * inner dimension (the order a BLAS micro-kernel uses), so the branch rounds as the reference
          * does and int8 codes downstream do not flip on its account */
-        lora_branch(m, xq, h, lo, y + (size_t)t * m->out, a->scale);
+        lora_branch(m, xq, h, lo, y + (size_t)t * m->out, a->scale * mult);
+    }
+    return (uint64_t)n_tokens * (uint64_t)m->r * (uint64_t)(m->in + m->out);
+}
+
+void br_adapter_hook(void *ctx, const br_ternary_matrix *tm, const float *x, int n_tokens, int pos0, float *y) {
+    (void)pos0;
+    br_adapter_set *s = ctx;
+    if (s->active < 0) return;
+    s->macs += apply_adapter(s, &s->items[s->active], tm, x, n_tokens, y, 1.0f);
+}
+
+void br_adapter_mix_init(br_adapter_mix *mx, br_adapter_set *set) {
+    memset(mx, 0, sizeof *mx);
+    mx->set = set;
+}
+
+void br_adapter_mix_hook(void *ctx, const br_ternary_matrix *tm, const float *x, int n_tokens, int pos0, float *y) {
+    (void)pos0;
+    br_adapter_mix *mx = ctx;
+    if (!mx || !mx->set) return;
+    for (int i = 0; i < mx->set->n && i < BR_MIX_MAX; i++) {
+        if (mx->scale[i] == 0.0f) continue;
+        const uint64_t macs = apply_adapter(mx->set, &mx->set->items[i], tm, x, n_tokens, y, mx->scale[i]);
+        mx->macs += macs;
+        mx->set->macs += macs;
     }
 }

@@ -62,6 +62,18 @@ int br_adapter_set_activate(br_adapter_set *s, const char *name);
 /* A br_linear_hook (see forward.h): ctx is the br_adapter_set. */
 void br_adapter_hook(void *ctx, const br_ternary_matrix *m, const float *x, int n_tokens, int pos0, float *y);
 
+/* Several adapters at once, each with its own multiplier on its scale (the server's per-request
+ * "lora": [{id, scale}]): y += sum_i scale[i] * branch_i(x); adapters with 0 are skipped, and one
+ * adapter at 1 gives exactly br_adapter_hook's result. The hook for a slot of a session. */
+#define BR_MIX_MAX 16
+typedef struct br_adapter_mix {
+    br_adapter_set *set;
+    float scale[BR_MIX_MAX]; /* per item of the set */
+    uint64_t macs;           /* adapter-unit MACs this mix has spent */
+} br_adapter_mix;
+void br_adapter_mix_init(br_adapter_mix *mx, br_adapter_set *set);
+void br_adapter_mix_hook(void *ctx, const br_ternary_matrix *m, const float *x, int n_tokens, int pos0, float *y);
+
 /* The authors' fake quantization of a tensor in place (b bits, absmax; or ternary). */
 void br_fake_quant(float *t, size_t n, int bits);
 
