@@ -5,11 +5,14 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wvla -Wno-format-truncation
 CPPFLAGS = -Isrc -D_GNU_SOURCE
 LDLIBS   = -lm -lpthread
-# `bitrom server` needs libmicrohttpd (Debian: libmicrohttpd-dev); without it the rest builds and the
-# command says so.
-MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+# `bitrom server` needs libmicrohttpd (Debian: libmicrohttpd-dev), found by pkg-config or, without
+# pkg-config, by linking a probe; without it the rest builds and the command says so.
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || \
+              (printf '\043include <microhttpd.h>\nint main(void) { return MHD_is_feature_supported(MHD_FEATURE_IPv6) < 0; }\n' | \
+               $(CC) -x c - -lmicrohttpd -o /dev/null 2>/dev/null && echo -lmicrohttpd))
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 ifneq ($(MHD_LIBS),)
-CPPFLAGS += -DBR_HAVE_MHD $(shell pkg-config --cflags libmicrohttpd)
+CPPFLAGS += -DBR_HAVE_MHD $(MHD_CFLAGS)
 LDLIBS   += $(MHD_LIBS)
 endif
 

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Batched decoding throughput of `bitrom server`: C clients at once, each sending R completion
+# requests of N generated tokens (greedy, 4-token prompt), for each C in the list; the client counts
+# are interleaved within each repetition, the median of the repetitions is printed.
+#   sh bench/server_clients.sh MODEL "1 2 4 8" [R=4] [N=64] [REPS=3] [SERVER_ARGS="--parallel 8 -c 256 -t 2"]
+# Prints: clients, aggregate generated tok/s, per-client tok/s, ratio to the first client count.
+set -eu
+MODEL=$1
+COUNTS=${2:-"1 2 4 8"}
+R=${3:-4}
+N=${4:-64}
+REPS=${5:-3}
+ARGS=${6:-"--parallel 8 -c 256 -t 2"}
+BITROM=${BITROM:-build/bitrom}
+PORT=${PORT:-18290}
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+# shellcheck disable=SC2086
+"$BITROM" server -m "$MODEL" --port "$PORT" $ARGS 2>"$work/server.log" &
+pid=$!
+i=0
+until grep -q "listening on" "$work/server.log"; do
+    i=$((i + 1)); [ $i -lt 600 ] || { cat "$work/server.log"; exit 1; }
+    sleep 0.5
+done
+body="{\"prompt\": [1, 300, 400, 500], \"max_tokens\": $N, \"temperature\": 0}"
+one_client() { # $1: output file
+    for _ in $(seq "$R"); do
+        curl -s -m 600 -d "$body" "http://127.0.0.1:$PORT/v1/completions" | grep -o '"completion_tokens": [0-9]*' | grep -o '[0-9]*$' >> "$1"
+    done
+}
+one_client "$work/warmup" # first touches of the weights and caches
+for rep in $(seq "$REPS"); do
+    for c in $COUNTS; do
+        rm -f "$work"/tok.*
+        t0=$(date +%s.%N)
+        pids=""
+        for k in $(seq "$c"); do
+            one_client "$work/tok.$k" &
+            pids="$pids $!"
+        done
+        # shellcheck disable=SC2086
+        wait $pids
+        t1=$(date +%s.%N)
+        tokens=$(cat "$work"/tok.* | awk '{s += $1} END {print s}')
+        echo "$c $(echo "$tokens $t0 $t1" | awk '{printf "%.2f", $1 / ($3 - $2)}')" >> "$work/runs"
+    done
+done
+echo "clients  tok/s(all)  tok/s(each)  x(first)"
+first=""
+for c in $COUNTS; do
+    med=$(awk -v c="$c" '$1 == c {print $2}' "$work/runs" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    [ -n "$first" ] || first=$med
+    echo "$c $med $first" | awk '{printf "%7d  %10.1f  %11.1f  %8.2f\n", $1, $2, $2 / $1, $2 / $3}'
+done
+echo "runs (clients tok/s): $(tr '\n' ';' < "$work/runs")"
