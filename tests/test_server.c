@@ -1002,9 +1002,13 @@ void test_server_sigterm_drains(void) {
         fds[i] = tcp_connect(sp.port, 60);
         send_all(fds[i], req, strlen(req));
     }
-    usleep(300000);
+    char *buf = calloc(1, 1 << 16);
+    for (int i = 0; i < 600 && !strstr(buf, "bitrom_requests_total 3\n"); i++) { /* all three submitted: 2 decoding, 1 queued */
+        usleep(50000);
+        http(sp.port, "GET", "/metrics", NULL, NULL, buf, 1 << 16);
+    }
+    CHECK(strstr(buf, "bitrom_requests_total 3\n"));
     kill(sp.pid, SIGTERM);
-    char *buf = malloc(1 << 16);
     for (int i = 0; i < 3; i++) {
         read_all_fd(fds[i], buf, 1 << 16);
         CHECKF(status_of(buf) == 200 && strstr(buf, "\"completion_tokens\": 64"), "request %d: %.200s", i, buf);

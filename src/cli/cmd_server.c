@@ -539,9 +539,14 @@ int cmd_server(const cli_opts *o) {
     sigwait(&sigs, &sig);
     const int drain = o->drain ? o->drain : 30;
     fprintf(stderr, "bitrom server: %s: no new requests; draining those in flight (up to %d s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", drain);
+    const MHD_socket listener = MHD_quiesce_daemon(d); /* no new connections */
     const int idle = br_sched_drain(sv->sc, drain);
-    atomic_store(&sv->stopping, 1); /* waiting request threads give up; libmicrohttpd joins them */
+    atomic_store(&sv->stopping, 1); /* waiting request threads give up */
+    /* answers already queued (the drained ones, 503s to late requests) get out before the stop
+     * closes every connection; a kept-alive idle one holds this up for 2 s at most */
+    for (int i = 0; i < 200 && atomic_load(&sv->n_conn) > 0; i++) usleep(10000);
     MHD_stop_daemon(d);
+    if (listener != MHD_INVALID_SOCKET) close(listener);
     br_sched_stats st;
     br_sched_stats_get(sv->sc, &st);
     fprintf(stderr, "bitrom server: stopped (%llu requests answered, %llu cancelled, %s)\n", (unsigned long long)st.finished,
