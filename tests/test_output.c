@@ -133,7 +133,7 @@ static int bitrom_to(const char *args, const char *to, char *err, size_t err_cap
 
 void test_output_to_stdout(void) {
     const char *d = fresh_dir("out-stdout");
-    char args[2048], err[4096];
+    char args[2048], err[16384]; /* rom's table on stderr is 60 lines */
     snprintf(args, sizeof args, LOGITS "%s", asset("models/stories3m"), join(d, "file.f32"));
     CHECKF(bitrom(args, err, sizeof err) == 0, "%s", err);
     snprintf(args, sizeof args, LOGITS "-", asset("models/stories3m"));
@@ -146,6 +146,15 @@ void test_output_to_stdout(void) {
     snprintf(args, sizeof args, "convert -m %s -o %s", asset("models/stories3m"), join(d, "file.gguf"));
     CHECKF(bitrom(args, err, sizeof err) == 0, "%s", err);
     CHECK(same_bytes(join(d, "pipe.gguf"), join(d, "file.gguf")));
+    /* rom's per-layer table moves to stderr when the image takes stdout */
+    snprintf(args, sizeof args, "rom -m %s -o %s", asset("models/stories3m"), join(d, "file.rom"));
+    CHECKF(bitrom(args, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "rom -m %s -o -", asset("models/stories3m"));
+    CHECKF(bitrom_to(args, join(d, "stdout.rom"), err, sizeof err) == 0, "%s", err);
+    CHECK(same_bytes(join(d, "file.rom"), join(d, "stdout.rom")) && strstr(err, "utilization"));
+    /* a missing directory is named as such */
+    snprintf(args, sizeof args, LOGITS "%s/no/such/dir/x.f32", asset("models/stories3m"), d);
+    expect_error(args, "directory does not exist");
 }
 
 void test_output_refuses_symlink(void) {
@@ -377,7 +386,7 @@ void test_input_fifo_rejected(void) {
     snprintf(args, sizeof args, LOGITS "%s --lora a=%s", m, join(d, "x.f32"), fifo);
     expect_error(args, "not a regular file");
     snprintf(args, sizeof args, "logits -m %s --tokens \"1 2\" -o %s", fifo, join(d, "x.f32"));
-    expect_error(args, NULL);
+    expect_error(args, "is a FIFO, not a model");
     /* a sharded checkpoint whose shard is a FIFO */
     const char *sharded = copy_model(d, "sharded");
     unlink(join(sharded, "model.safetensors"));

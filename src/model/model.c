@@ -16,7 +16,9 @@ int br_model_load(br_model *m, const char *path, br_error *err) {
     } else if (br_file_exists(path)) {
         rc = br_model_load_gguf(m, path, err);
     } else {
-        rc = br_fail(err, "%s: no such model file or directory", path);
+        struct stat st; /* say what is there: a FIFO or a device is no model, and is never opened */
+        if (lstat(path, &st) == 0) rc = br_fail(err, "%s: is %s, not a model file or directory", path, br_file_kind(st.st_mode));
+        else rc = br_fail(err, "%s: no such model file or directory", path);
     }
     if (rc) br_model_free(m);
     return rc;

@@ -253,6 +253,7 @@ static int open_temp(br_atomic_file *f, const struct stat *existing, br_error *e
     }
     if (fd < 0) {
         free(tmpl);
+        if (e == ENOENT || e == ENOTDIR) return br_fail(err, "%s: cannot create: its directory does not exist", f->path);
         return br_fail(err, "%s: cannot create a temporary file next to it: %s", f->path, strerror(e));
     }
     /* the finished file gets the mode the replaced one had, or what a plain create would give */
