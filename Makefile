@@ -16,18 +16,41 @@ CPPFLAGS += -DBR_HAVE_MHD $(MHD_CFLAGS)
 LDLIBS   += $(MHD_LIBS)
 endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c)
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 
 BUILD   ?= build
-LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o $(BUILD)/gen/rtl_sources.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN = $(BENCH_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench
+# The RTL (rtl/*.v). With verilator installed, bitrom_top is compiled for each macro shape of
+# VL_MODELS (name:rows:cols:trimla_columns; keep src/rtl/vsim_verilator.cpp in step) into build-vl/,
+# shared by every BUILD (it does not depend on CFLAGS), and linked in: --backend rtl. Without
+# verilator, src/rtl/vsim_stub.c says so at run time and everything else builds as before.
+RTL_V      = $(wildcard rtl/*.v)
+RTL_FILES  = $(RTL_V) $(wildcard rtl/tb/*.v) rtl/synth.ys
+VERILATOR ?= $(shell command -v verilator 2>/dev/null)
+VL_BUILD   = build-vl
+VL_MODELS  = full:2048:1024:8 small:64:32:4
+ifneq ($(VERILATOR),)
+VL_ROOT   := $(shell $(VERILATOR) --getenv VERILATOR_ROOT 2>/dev/null)
+VL_NAMES   = $(foreach m,$(VL_MODELS),$(word 1,$(subst :, ,$(m))))
+VL_LIBS    = $(foreach n,$(VL_NAMES),$(VL_BUILD)/$(n)/Vbitrom_$(n)__ALL.a)
+VL_OBJ     = $(VL_BUILD)/vsim_verilator.o $(VL_LIBS) $(VL_BUILD)/verilated.o $(VL_BUILD)/verilated_threads.o
+VL_CXX     = $(CXX) -O2 -std=c++17 -I$(VL_ROOT)/include -I$(VL_ROOT)/include/vltstd
+CPPFLAGS  += -DBR_HAVE_VERILATOR
+LINK       = $(CXX)
+LDLIBS    += -lstdc++
+else
+VL_OBJ     =
+LINK       = $(CC)
+endif
+
+.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full
 all: $(BUILD)/bitrom
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h) tests/tests.def
@@ -42,14 +65,41 @@ $(BUILD)/gen/techdb_data.c: data/tech.json
 $(BUILD)/gen/techdb_data.o: $(BUILD)/gen/techdb_data.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The RTL sources, embedded so `bitrom rtl` writes a complete design anywhere.
+$(BUILD)/gen/rtl_sources.c: $(RTL_FILES)
+	@mkdir -p $(dir $@)
+	{ i=0; for f in $^; do echo "static const char f$$i[] = {"; od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo '0x00};'; i=$$((i+1)); done; \
+	  echo 'extern const char *const br_rtl_source_names[]; extern const char *const br_rtl_source_texts[];'; \
+	  printf 'const char *const br_rtl_source_names[] = {'; for f in $^; do printf '"%s", ' "$$f"; done; echo '0};'; \
+	  printf 'const char *const br_rtl_source_texts[] = {'; i=0; for f in $^; do printf 'f%d, ' $$i; i=$$((i+1)); done; echo '0};'; } > $@
+
+$(BUILD)/gen/rtl_sources.o: $(BUILD)/gen/rtl_sources.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(VL_BUILD)/%/.stamp: $(RTL_V)
+	@mkdir -p $(dir $@)
+	m=$$(echo "$(VL_MODELS)" | tr ' ' '\n' | grep "^$*:"); set -- $$(echo $$m | tr ':' ' '); \
+	$(VERILATOR) --cc --build -j 2 -O3 --x-assign fast --x-initial fast --noassert -MAKEFLAGS OPT_FAST=-O2 -Wno-fatal -Wno-WIDTH --top-module bitrom_top \
+	  -GROWS=$$2 -GCOLS=$$3 -GTC=$$4 --prefix Vbitrom_$* -Mdir $(VL_BUILD)/$* $(RTL_V) > $(VL_BUILD)/$*.log 2>&1 || { tail -n 20 $(VL_BUILD)/$*.log; exit 1; }
+	touch $@
+
+$(foreach n,$(VL_NAMES),$(eval $(VL_BUILD)/$(n)/Vbitrom_$(n)__ALL.a: $(VL_BUILD)/$(n)/.stamp ; @test -f $$@))
+
+$(VL_BUILD)/verilated.o $(VL_BUILD)/verilated_threads.o: $(VL_BUILD)/%.o:
+	@mkdir -p $(VL_BUILD)
+	$(VL_CXX) -c $(VL_ROOT)/include/$*.cpp -o $@
+
+$(VL_BUILD)/vsim_verilator.o: src/rtl/vsim_verilator.cpp src/rtl/vsim.h src/util/error.h $(foreach n,$(VL_NAMES),$(VL_BUILD)/$(n)/.stamp)
+	$(VL_CXX) -Isrc $(foreach n,$(VL_NAMES),-I$(VL_BUILD)/$(n)) -c $< -o $@
+
 $(BUILD)/libbitrom.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ)
+	$(LINK) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bitrom-tests: $(TEST_OBJ) $(BUILD)/libbitrom.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bitrom-tests: $(TEST_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ)
+	$(LINK) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # The suite: normal build, then sanitizer build, then fuzzing (tests/run.sh drives all three;
 # each of the targets below runs one stage of it).
@@ -77,4 +127,4 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libbitrom.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-vl

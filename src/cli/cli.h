@@ -34,6 +34,7 @@ typedef struct cli_engine {
     br_session session;
     void *lora; /* adapter set, when --lora was given */
     void *chip; /* chip backend, for stats */
+    void *rtl;  /* RTL backend, for stats */
 } cli_engine;
 
 int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq);
@@ -58,5 +59,6 @@ int cmd_gen(const cli_opts *o);
 int cmd_bench(const cli_opts *o);
 int cmd_compare(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
+int cmd_rtl(const cli_opts *o);
 
 #endif

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "util/fileio.h"
 #include "chip/chip_backend.h"
+#include "rtl/rtl_backend.h"
 #include "kernels/cpu_backend.h"
 #include "model/lora.h"
 
@@ -68,9 +69,29 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
         fprintf(stderr, "\n");
         e->backend = br_chip_backend_create(&hw, e->pool, e->model.cfg.n_layers);
         e->chip = e->backend;
+    } else if (strcmp(be, "rtl") == 0) {
+        br_hwconfig hw;
+        br_hwconfig_default(&hw);
+        if (o->hw && br_hwconfig_load(&hw, o->hw, &err)) {
+            cli_error(err.msg);
+            cli_engine_close(e);
+            return -1;
+        }
+        e->backend = br_rtl_backend_create(&hw, e->model.cfg.n_layers, &err);
+        if (!e->backend) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "--backend rtl: %s", err.msg);
+            cli_error(msg);
+            cli_engine_close(e);
+            return -1;
+        }
+        fprintf(stderr, "rtl config: ");
+        br_hwconfig_write_json(&hw, stderr, 0);
+        fprintf(stderr, "\n");
+        e->rtl = e->backend;
     } else {
         char msg[128];
-        snprintf(msg, sizeof msg, "unknown backend '%s' (cpu, chip)", be);
+        snprintf(msg, sizeof msg, "unknown backend '%s' (cpu, chip, rtl)", be);
         cli_error(msg);
         cli_engine_close(e);
         return -1;
@@ -115,9 +136,17 @@ int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
                 (unsigned long long)ev.skips, (unsigned long long)ev.overflows, (unsigned long long)ev.saturations,
                 e->lora ? (unsigned long long)((br_adapter_set *)e->lora)->macs : 0ULL);
     }
+    if (e->rtl) {
+        br_vsim_counters c;
+        br_rtl_backend_totals(e->rtl, &c);
+        fprintf(stderr, "rtl: %llu cycles (%llu computing), %llu ternary MACs, %llu adds, %llu subtracts, %llu skips, %llu overflows, %llu saturations, %llu word-line reads\n",
+                (unsigned long long)c.cycles, (unsigned long long)c.compute_cycles, (unsigned long long)c.macs, (unsigned long long)c.adds,
+                (unsigned long long)c.subtracts, (unsigned long long)c.skips, (unsigned long long)c.overflows, (unsigned long long)c.saturations,
+                (unsigned long long)c.wordline_reads);
+    }
     if (!o->stats) return 0;
-    if (!e->chip) {
-        cli_error("--stats needs --backend chip");
+    if (!e->chip && !e->rtl) {
+        cli_error("--stats needs --backend chip or rtl");
         return -1;
     }
     br_atomic_file af;
@@ -126,7 +155,8 @@ int cli_engine_write_stats(const cli_engine *e, const cli_opts *o) {
         cli_error(err.msg);
         return -1;
     }
-    br_chip_backend_write_stats(e->chip, af.fp);
+    if (e->chip) br_chip_backend_write_stats(e->chip, af.fp);
+    else br_rtl_backend_write_stats(e->rtl, af.fp);
     if (br_atomic_commit(&af, &err)) {
         cli_error(err.msg);
         return -1;

@@ -14,15 +14,15 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt",
-     "bitrom run -m MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--top-p P] [--seed S] [--backend cpu|chip] [--hw CONFIG.json]\n"
+     "bitrom run -m MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--top-p P] [--seed S] [--backend cpu|chip|rtl] [--hw CONFIG.json]\n"
      "           [--stats FILE] [--lora [NAME=]DIR] [--lora-bits B] [--lora-act-bits B]\n"
      "  Streams the continuation of TEXT to stdout; prompt and generation speed go to stderr.\n"
      "  --temp 0 is greedy. Defaults: -n 128, --temp 0.8, --top-p 0.9, -t = number of cores."},
     {"logits", cmd_logits, "write the logits of a token sequence",
-     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip] [--hw CONFIG.json] [--stats FILE] [--lora DIR ...]\n"
+     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip|rtl] [--hw CONFIG.json] [--stats FILE] [--lora DIR ...]\n"
      "  Writes float32 logits [n_tokens, vocab], row-major, little-endian: one row per input position."},
     {"ppl", cmd_ppl, "perplexity of a text file",
-     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip] [--hw CONFIG.json] [--lora DIR ...]\n"
+     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip|rtl] [--hw CONFIG.json] [--lora DIR ...]\n"
      "  --ctx N: the whole file tokenized as one text (no BOS), cut into N-token blocks, each scored on its\n"
      "  N-1 predictions; --chunks K stops after K blocks. --per-line: each non-empty line is its own\n"
      "  sequence, BOS first. The last line printed is 'perplexity: X'.\n"
@@ -51,7 +51,7 @@ static const command commands[] = {
     {"compare", cmd_compare, "compare two logits files (KL divergence, argmax agreement)",
      "bitrom compare -m MODEL -f REFERENCE.f32 -o OTHER.f32"},
     {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them",
-     "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip]\n"
+     "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip|rtl]\n"
      "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"
      "  or {\"adapter\": \"none\", \"ppl\": \"FILE\", \"ctx\": 256, \"chunks\": 48} or {\"ppl\": \"FILE\", \"per_line\": true}.\n"
      "  Each answer is one JSON line with the adapter used and the switch time in microseconds."},
@@ -77,6 +77,14 @@ static const command commands[] = {
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
      "  --sweep varies one parameter (node, on_die, act_bits, retention, dram, context, or any hardware config key).\n"
      "  The macro energy is calibrated to 20.8 TOPS/W on real weights: --calib (default models/stories3m)."},
+    {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)",
+     "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json]\n"
+     "  Writes synthesizable Verilog-2005 (docs/rtl.md) for the macro the config describes: rtl/*.v (array, readout,\n"
+     "  TriMLAs, adder tree, global accumulator, controller), periphery.v and macro.v (the config as constants),\n"
+     "  tb/bitrom_tb.v (iverilog testbench) and synth.ys (yosys, OSU 0.18 um). With -m, masks/macro_NNNN.hex holds\n"
+     "  every macro's contacts ($readmemh, the mapping of `bitrom rom`) and manifest.json where each tile sits.\n"
+     "  A config the RTL cannot build is an error before anything is written. --backend rtl (run, logits, ppl)\n"
+     "  runs every BitLinear through the Verilator-compiled RTL."},
     {"paper", cmd_paper, "reproduce the paper's numbers (BITROM.md 5.3, Figs. 1a and 5b)",
      "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]\n"
      "  Prints every acceptance row: the paper's value, ours, the relative difference, and what it rests on.\n"
