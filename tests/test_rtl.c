@@ -1,0 +1,421 @@
+/* The RTL (the rtl directory) against the C chip model: the Verilator backend (--backend rtl) and the
+ * iverilog testbench of a design written by `bitrom rtl`, at RTL and at gate level. Tools that are
+ * absent make their tests SKIP (CI installs them). */
+#include <math.h>
+#include <stdint.h>
+
+#include "chip/array.h"
+#include "chip/chip_backend.h"
+#include "kernels/threadpool.h"
+#include "model/model.h"
+#include "rtl/rtl_backend.h"
+#include "rtl/rtlgen.h"
+#include "test.h"
+#include "util/fileio.h"
+
+static int have_tool(const char *name) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "command -v %s", name);
+    return run_cmd(cmd, NULL, 0, NULL, 0) == 0;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+/* A random ternary matrix, about a third zeros, or a run-heavy one (long runs of equal weights drive
+ * narrow registers out of range). */
+static void random_matrix(br_ternary_matrix *m, int rows, int cols, int runs) {
+    memset(m, 0, sizeof *m);
+    m->rows = rows;
+    m->cols = cols;
+    m->proj = BR_PROJ_O;
+    br_ternary_weights_alloc(m);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) m->w[i] = runs ? (int8_t)((i / 7) % 3 == 2 ? -1 : (i / 7) % 3 == 1) : (int8_t)((int)(rnd() % 3) - 1);
+}
+
+static void random_codes(int8_t *x, size_t n, int act_bits) {
+    for (size_t i = 0; i < n; i++) x[i] = act_bits == 4 ? (int8_t)((int)(rnd() % 16) - 8) : (int8_t)((int)(rnd() % 256) - 128);
+}
+
+/* The C chip model's sums and events for n_tokens tokens. */
+static void chip_run(const br_hwconfig *hw, br_ternary_matrix *m, const int8_t *x, int n_tokens, int32_t *acc, br_chip_events *ev) {
+    br_pool *pool = br_pool_create(1);
+    br_error e;
+    br_backend *be = br_chip_backend_create(hw, pool, 1);
+    CHECK(be->prepare(be, m, &e) == 0);
+    be->matmul(be, m, x, n_tokens, 0, acc);
+    br_chip_backend_totals(be, ev);
+    be->unprepare(be, m);
+    be->destroy(be);
+    br_pool_destroy(pool);
+}
+
+/* The same through the Verilator-compiled RTL; 0 when no simulation exists for the shape. */
+static int rtl_run(const br_hwconfig *hw, br_ternary_matrix *m, const int8_t *x, int n_tokens, int32_t *acc, br_vsim_counters *vc) {
+    br_error e;
+    br_backend *be = br_rtl_backend_create(hw, 1, &e);
+    if (!be) {
+        fprintf(stderr, "  rtl backend: %s\n", e.msg);
+        return 0;
+    }
+    CHECK(be->prepare(be, m, &e) == 0);
+    be->matmul(be, m, x, n_tokens, 0, acc);
+    br_rtl_backend_totals(be, vc);
+    be->unprepare(be, m);
+    be->destroy(be);
+    return 1;
+}
+
+static void small_shape(br_hwconfig *hw) {
+    br_hwconfig_default(hw);
+    hw->macro_rows = 64;
+    hw->macro_cols = 32;
+    hw->trimla_columns = 4;
+}
+
+/* Compares one matrix on both; returns the chip's overflow count. */
+static uint64_t compare_one(const br_hwconfig *hw, br_ternary_matrix *m, int n_tokens, const char *what) {
+    const size_t nx = (size_t)n_tokens * m->cols, ny = (size_t)n_tokens * m->rows;
+    int8_t *x = br_malloc(nx);
+    int32_t *want = br_malloc(ny * 4), *got = br_malloc(ny * 4);
+    random_codes(x, nx, hw->act_bits);
+    br_chip_events ce, re;
+    br_vsim_counters vc;
+    chip_run(hw, m, x, n_tokens, want, &ce);
+    if (rtl_run(hw, m, x, n_tokens, got, &vc)) {
+        size_t bad = 0;
+        for (size_t i = 0; i < ny; i++) bad += want[i] != got[i];
+        br_rtl_counters_as_events(&vc, &re);
+        char why[256];
+        int agree = br_rtl_events_agree(&ce, &re, why, sizeof why);
+        CHECKF(bad == 0 && agree, "%s: %zu of %zu sums differ; events %s", what, bad, ny, agree ? "agree" : why);
+    }
+    free(x);
+    free(want);
+    free(got);
+    return ce.overflows;
+}
+
+/* Random matrices on the small compiled macro (64 x 32 cells, 4-column TriMLAs, K = 64): partial
+ * tiles, several K tiles and row tiles, several tokens; register widths 4..10 with saturate and
+ * wrap (and flag), both windows, 4- and 8-bit activations, both input mappings. */
+void test_rtl_random_matrices_small(void) {
+    if (!br_vsim_available()) SKIP("built without verilator");
+    const int shapes[4][2] = {{40, 50}, {150, 200}, {64, 64}, {3, 130}};
+    uint64_t ovf_sat = 0, ovf_wrap = 0;
+    int cases = 0;
+    for (int rb = 4; rb <= 10; rb++)
+        for (int pol = 0; pol < 3; pol++) {
+            br_hwconfig hw;
+            small_shape(&hw);
+            hw.register_bits = rb;
+            hw.overflow = pol == 0 ? BR_OVF_SATURATE : pol == 1 ? BR_OVF_WRAP : BR_OVF_FLAG;
+            if (pol == 2 && rb % 3) continue; /* flag at a few widths */
+            hw.window = (rb + pol) % 2 ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
+            hw.act_bits = (rb % 2) ? 8 : 4;
+            hw.side_mapping = rb == 7 ? BR_MAP_SPLIT : BR_MAP_INTERLEAVE;
+            for (int s = 0; s < 4; s++) {
+                br_ternary_matrix m;
+                random_matrix(&m, shapes[s][0], shapes[s][1], s == 2);
+                char what[128];
+                snprintf(what, sizeof what, "%dx%d, %d-bit %s register, %s window, %d-bit acts", m.rows, m.cols, rb, br_overflow_name(hw.overflow),
+                         br_window_name(hw.window), hw.act_bits);
+                uint64_t o = compare_one(&hw, &m, s == 1 ? 2 : 3, what);
+                if (pol == 0) ovf_sat += o;
+                if (pol == 1) ovf_wrap += o;
+                br_ternary_weights_free(&m);
+                cases++;
+            }
+        }
+    fprintf(stderr, "  %d cases; overflows: %llu saturating, %llu wrapping\n", cases, (unsigned long long)ovf_sat, (unsigned long long)ovf_wrap);
+    CHECK(ovf_sat > 0 && ovf_wrap > 0); /* the narrow registers were really driven out of range */
+}
+
+/* Every matrix of stories3m on the full 2048 x 1024 macro, 8- and 4-bit activations. */
+void test_rtl_stories3m_matrices(void) {
+    if (!br_vsim_available()) SKIP("built without verilator");
+    br_model model;
+    br_error e;
+    CHECK(br_model_load(&model, asset("models/stories3m"), &e) == 0);
+    for (int bits = 8; bits >= 4; bits -= 4) {
+        br_hwconfig hw;
+        br_hwconfig_default(&hw);
+        hw.act_bits = bits;
+        for (int l = 0; l < model.cfg.n_layers; l++)
+            for (int p = 0; p < BR_PROJ_COUNT; p++) {
+                char what[64];
+                snprintf(what, sizeof what, "layer %d %s, %d-bit", l, br_proj_names[p], bits);
+                compare_one(&hw, &model.layers[l].proj[p].m, 1, what);
+            }
+    }
+    br_model_free(&model);
+}
+
+/* ---- the CLI ---- */
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A config the RTL cannot build: one line naming the config and what is wrong, nothing written. */
+void test_rtl_bad_config(void) {
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"macro_cols\": 96, \"trimla_columns\": 6}", "trimla_columns must be a power of two"},
+        {"{\"macro_rows\": 1000}", "macro_rows must be a power of two"},
+        {"{\"register_bits\": 16}", "register_bits"},
+        {"{\"register_bits\": 0}", "register_bits"},
+        {"{\"macro_cols\": 0}", "macro_cols"},
+        {"{\"comparator_hi\": 0.2498}", "resolution"},
+        {"{\"macro_cols\": 8192, \"trimla_columns\": 8}", "at most 4096"},
+    };
+    char cmd[2048], out[4096], err[4096];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *hw = tmp_path("rtl_bad.json"), *dir = tmp_path("rtl_bad_out");
+        write_text(hw, bad[i].json);
+        snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl --hw %s -o %s", dir, bitrom_bin(), hw, dir);
+        int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
+        const char *nl = strchr(err, '\n');
+        CHECKF(rc == 1 && strstr(err, bad[i].needle) && strstr(err, hw) && nl && nl[1] == 0, "%s: rc %d, stderr: %s", bad[i].json, rc, err);
+        CHECKF(!br_file_exists(dir), "%s: output written", bad[i].json);
+    }
+    /* the design alone and with a model; the model's masks hold one file per macro of `bitrom rom` */
+    const char *dir = tmp_path("rtl_gen");
+    snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl -m %s -o %s", dir, bitrom_bin(), asset("models/stories3m"), dir);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    snprintf(cmd, sizeof cmd, "{ ls %s/masks | wc -l; grep -c '\"macro\"' %s/manifest.json; }", dir, dir);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    int files = 0, tiles = 0;
+    CHECKF(sscanf(out, "%d %d", &files, &tiles) == 2 && files == 32 && tiles == 56, "masks %d, tiles %d", files, tiles);
+    if (br_vsim_available()) {
+        const char *hw = tmp_path("rtl_shape.json");
+        write_text(hw, "{\"macro_rows\": 128}");
+        snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 2\" -o %s --backend rtl --hw %s", bitrom_bin(), asset("models/stories3m"),
+                 tmp_path("rtl_shape.f32"), hw);
+        CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 1 && strstr(err, "compiled macros") && !br_file_exists(tmp_path("rtl_shape.f32")));
+    } else {
+        snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 2\" -o %s --backend rtl", bitrom_bin(), asset("models/stories3m"), tmp_path("rtl_none.f32"));
+        CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 1 && strstr(err, "built without verilator"));
+    }
+}
+
+static int json_u64(const char *text, const char *section, const char *key, unsigned long long *v) {
+    const char *s = strstr(text, section);
+    if (!s) return -1;
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *k = strstr(s, pat);
+    return k && sscanf(k + strlen(pat), "%llu", v) == 1 ? 0 : -1;
+}
+
+/* Done means: a 16-token prompt through --backend rtl gives the cpu backend's logits bit for bit,
+ * and the RTL's counters equal the chip model's on the same run. */
+void test_rtl_logits_identical(void) {
+    if (!br_vsim_available()) SKIP("built without verilator");
+    const char *toks = "1 403 407 261 378 432 383 286 1 365 257 266 289 310 259 300";
+    char cmd[2048], out[4096], err[8192];
+    const char *names[3] = {"cpu", "chip", "rtl"};
+    for (int i = 0; i < 3; i++) {
+        char f[64], st[64];
+        snprintf(f, sizeof f, "rtl_logits_%s.f32", names[i]);
+        snprintf(st, sizeof st, "rtl_stats_%s.json", names[i]);
+        snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"%s\" -o %s --backend %s %s %s", bitrom_bin(), asset("models/stories3m"), toks, tmp_path(f),
+                 names[i], i ? "--stats" : "", i ? tmp_path(st) : "");
+        CHECKF(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0, "%s: %s", names[i], err);
+    }
+    snprintf(cmd, sizeof cmd, "cmp %s %s", tmp_path("rtl_logits_cpu.f32"), tmp_path("rtl_logits_rtl.f32"));
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    void *chip_txt, *rtl_txt;
+    CHECK(read_all(tmp_path("rtl_stats_chip.json"), &chip_txt) > 0 && read_all(tmp_path("rtl_stats_rtl.json"), &rtl_txt) > 0);
+    static const char *const pairs[][2] = {{"wordline_activations", "wordline_reads"}, {"adds", "adds"}, {"subtracts", "subtracts"}, {"skips", "skips"},
+                                           {"overflows", "overflows"}, {"saturations", "saturations"}, {"register_resets", "register_resets"},
+                                           {"tree_additions", "tree_additions"}, {"global_additions", "global_additions"}, {"passes", "passes"},
+                                           {"macs", "macs"}, {"macro_cycles", "compute_cycles"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        unsigned long long a = 0, b = 1;
+        CHECK(json_u64(chip_txt, "\"totals\"", pairs[i][0], &a) == 0 && json_u64(rtl_txt, "\"totals\"", pairs[i][1], &b) == 0);
+        CHECKF(a == b, "%s: chip %llu, rtl %llu", pairs[i][0], a, b);
+    }
+    unsigned long long cycles = 0, macs = 0;
+    CHECK(json_u64(rtl_txt, "\"totals\"", "cycles", &cycles) == 0 && json_u64(rtl_txt, "\"totals\"", "macs", &macs) == 0);
+    fprintf(stderr, "  16 tokens: %llu RTL cycles, %llu ternary MACs\n", cycles, macs);
+    CHECK(cycles > 0 && macs > 0);
+    free(chip_txt);
+    free(rtl_txt);
+}
+
+/* ---- iverilog: the testbench of a written design ---- */
+
+/* Writes the testbench's vector file for n_tokens tokens of m on hw (tiles as the backends compile
+ * them: word lines programmed per tile, one command per tile) and the row order of its outputs. */
+static void write_vectors(const char *path, const br_hwconfig *hw, const br_ternary_matrix *m, const int8_t *x, int n_tokens) {
+    br_rom_matrix rm;
+    br_rom_compile(hw, m, &rm);
+    const int K = br_hw_macro_inputs(hw), col_tiles = (m->cols + K - 1) / K, pieces = rm.n_tiles / col_tiles;
+    const uint8_t z = (uint8_t)(hw->line_of_value[1] - 1), zero = (uint8_t)(z | z << 2);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    for (int t = 0; f && t < n_tokens; t++)
+        for (int rt = 0; rt < pieces; rt++)
+            for (int ct = 0; ct < col_tiles; ct++) {
+                const br_rom_tile *tl = &rm.tiles[rt * col_tiles + ct];
+                for (int r = 0; r < tl->used_rows; r++) {
+                    fprintf(f, "1\n%x\n", tl->first_wordline + r);
+                    for (int w = 0; w < hw->macro_cols / 8; w++) {
+                        uint32_t v = 0;
+                        for (int i = 0; i < 8; i++) {
+                            int c = w * 8 + i;
+                            v |= (uint32_t)((c < tl->used_cols ? tl->cells[(size_t)r * tl->used_cols + c] : zero) & 15) << (4 * i);
+                        }
+                        fprintf(f, "%x\n", v);
+                    }
+                }
+                fprintf(f, "2\n%x\n%x\n%x\n%x\n", tl->first_wordline, tl->used_rows, ct == 0, ct == col_tiles - 1);
+                for (int k = 0; k < K; k++) {
+                    int idx = ct * K + k;
+                    fprintf(f, "%x\n", idx < m->cols ? (uint8_t)x[(size_t)t * m->cols + idx] : 0);
+                }
+            }
+    if (f) {
+        fprintf(f, "0\n");
+        fclose(f);
+    }
+    br_rom_matrix_free(&rm);
+}
+
+/* Reads the testbench's output: sums in the order of write_vectors into acc[t*rows + row], then
+ * the counters. Returns 0 on a well-formed file. */
+static int read_tb_output(const char *path, const br_ternary_matrix *m, int n_tokens, int32_t *acc, br_vsim_counters *vc) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int rc = 0;
+    for (int t = 0; rc == 0 && t < n_tokens; t++)
+        for (int r = 0; rc == 0 && r < m->rows; r++)
+            if (fscanf(f, "%d", &acc[(size_t)t * m->rows + r]) != 1) rc = -1;
+    unsigned long long v[13];
+    if (rc == 0 && fscanf(f, " counters %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                          &v[7], &v[8], &v[9], &v[10], &v[11], &v[12]) != 13)
+        rc = -1;
+    fclose(f);
+    if (rc) return rc;
+    int i = 0;
+#define X(name) vc->name = v[i++];
+    BR_VSIM_COUNTERS(X)
+#undef X
+    return 0;
+}
+
+/* Writes the design for hw into dir and compiles its testbench; gate = 1 uses dir/netlist.v (from
+ * synth.ys) and the OSU cell models instead of the periphery's RTL. */
+static int build_tb(const br_hwconfig *hw, const char *dir, int gate, const char *model) {
+    char cmd[4096], out[4096], err[8192];
+    const char *json = tmp_path("rtl_tb_hw.json");
+    FILE *f = fopen(json, "w");
+    if (!f) return -1;
+    br_hwconfig_write_json(hw, f, 0);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl --hw %s -o %s %s %s", dir, bitrom_bin(), json, dir, model ? "-m" : "", model ? model : "");
+    if (run_cmd(cmd, out, sizeof out, err, sizeof err) != 0) {
+        fprintf(stderr, "  %s\n", err);
+        return -1;
+    }
+    if (gate) {
+        snprintf(cmd, sizeof cmd, "cd %s && yosys -q -l synth.log -s synth.ys", dir);
+        if (run_cmd(cmd, out, sizeof out, err, sizeof err) != 0) {
+            fprintf(stderr, "  yosys: %s\n", err);
+            return -1;
+        }
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && iverilog -g2005 -I . -o tb.vvp tb/bitrom_tb.v macro.v netlist.v rtl/biroma.v rtl/global_acc.v "
+                 "/usr/share/qflow/tech/osu018/osu018_stdcells.v",
+                 dir);
+    } else
+        snprintf(cmd, sizeof cmd, "cd %s && iverilog -g2005 -I . -o tb.vvp tb/bitrom_tb.v macro.v periphery.v rtl/*.v", dir);
+    if (run_cmd(cmd, out, sizeof out, err, sizeof err) != 0) {
+        fprintf(stderr, "  iverilog: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_tb(const char *dir, const char *vec, const char *outp, const char *mask, int stall) {
+    char cmd[4096], out[4096], err[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && vvp -n tb.vvp +vec=%s +out=%s +stall=%d +seed=%d %s%s", dir, vec, outp, stall, 7 + stall, mask ? "+mask=" : "",
+             mask ? mask : "");
+    int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
+    if (rc) fprintf(stderr, "  vvp: %s %s\n", out, err);
+    return rc;
+}
+
+/* One matrix through the testbench of a design for hw; compares sums and counters with the chip
+ * model and, where the shape is compiled, with the Verilator backend (cycles included). */
+static uint64_t tb_compare(const br_hwconfig *hw, const char *dir, br_ternary_matrix *m, int n_tokens, int stall, const char *what) {
+    const size_t nx = (size_t)n_tokens * m->cols, ny = (size_t)n_tokens * m->rows;
+    int8_t *x = br_malloc(nx);
+    int32_t *want = br_malloc(ny * 4), *got = br_malloc(ny * 4), *vl = br_malloc(ny * 4);
+    random_codes(x, nx, hw->act_bits);
+    br_chip_events ce, te;
+    br_vsim_counters tc, vc;
+    chip_run(hw, m, x, n_tokens, want, &ce);
+    const char *vec = tmp_path("rtl_tb.vec"), *outp = tmp_path("rtl_tb.out");
+    write_vectors(vec, hw, m, x, n_tokens);
+    remove(outp);
+    if (run_tb(dir, vec, outp, NULL, stall) == 0 && read_tb_output(outp, m, n_tokens, got, &tc) == 0) {
+        size_t bad = 0;
+        for (size_t i = 0; i < ny; i++) bad += want[i] != got[i];
+        br_rtl_counters_as_events(&tc, &te);
+        char why[256];
+        int agree = br_rtl_events_agree(&ce, &te, why, sizeof why);
+        CHECKF(bad == 0 && agree, "iverilog %s: %zu of %zu sums differ; events %s", what, bad, ny, agree ? "agree" : why);
+        if (!stall && rtl_run(hw, m, x, n_tokens, vl, &vc))
+            CHECKF(vc.cycles == tc.cycles && vc.compute_cycles == tc.compute_cycles, "%s: verilator %llu cycles, iverilog %llu", what,
+                   (unsigned long long)vc.cycles, (unsigned long long)tc.cycles);
+    } else
+        CHECKF(0, "iverilog %s: the testbench failed", what);
+    free(x);
+    free(want);
+    free(got);
+    free(vl);
+    return ce.overflows;
+}
+
+/* The second simulator: designs written by `bitrom rtl` for register widths 4..10, saturate and
+ * wrap, through iverilog on the small macro, the same kind of vectors as the Verilator tests
+ * (partial tiles, K tiles, row tiles, several tokens), half of them with random stalls on the
+ * streams. */
+void test_rtl_iverilog_cosim(void) {
+    if (!have_tool("iverilog") || !have_tool("vvp")) SKIP("iverilog is not installed");
+    uint64_t ovf = 0;
+    for (int rb = 4; rb <= 10; rb++)
+        for (int pol = 0; pol < 2; pol++) {
+            br_hwconfig hw;
+            small_shape(&hw);
+            hw.register_bits = rb;
+            hw.overflow = pol ? BR_OVF_WRAP : BR_OVF_SATURATE;
+            hw.window = rb % 2 ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
+            hw.act_bits = (rb + pol) % 2 ? 8 : 4;
+            const char *dir = tmp_path("rtl_tb_design");
+            if (build_tb(&hw, dir, 0, NULL)) {
+                CHECKF(0, "design for %d-bit %s did not build", rb, br_overflow_name(hw.overflow));
+                continue;
+            }
+            br_ternary_matrix m;
+            random_matrix(&m, rb % 3 ? 70 : 20, rb % 2 ? 100 : 40, rb == 5);
+            char what[96];
+            snprintf(what, sizeof what, "%dx%d, %d-bit %s, %s window, %d-bit acts", m.rows, m.cols, rb, br_overflow_name(hw.overflow), br_window_name(hw.window),
+                     hw.act_bits);
+            ovf += tb_compare(&hw, dir, &m, 2, pol, what);
+            br_ternary_weights_free(&m);
+        }
+    CHECK(ovf > 0);
+}
