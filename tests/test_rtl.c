@@ -13,6 +13,16 @@
 #include "test.h"
 #include "util/fileio.h"
 
+/* tmp_path's buffers are a ring of 8 (run_cmd takes two): paths held across calls are copied. */
+typedef struct tpath {
+    char s[512];
+} tpath;
+static tpath tp(const char *name) {
+    tpath t;
+    snprintf(t.s, sizeof t.s, "%s", tmp_path(name));
+    return t;
+}
+
 static int have_tool(const char *name) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "command -v %s", name);
@@ -181,7 +191,8 @@ void test_rtl_bad_config(void) {
     };
     char cmd[2048], out[4096], err[4096];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *hw = tmp_path("rtl_bad.json"), *dir = tmp_path("rtl_bad_out");
+        const tpath hwp = tp("rtl_bad.json"), dirp = tp("rtl_bad_out");
+        const char *hw = hwp.s, *dir = dirp.s;
         write_text(hw, bad[i].json);
         snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl --hw %s -o %s", dir, bitrom_bin(), hw, dir);
         int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
@@ -190,7 +201,8 @@ void test_rtl_bad_config(void) {
         CHECKF(!br_file_exists(dir), "%s: output written", bad[i].json);
     }
     /* the design alone and with a model; the model's masks hold one file per macro of `bitrom rom` */
-    const char *dir = tmp_path("rtl_gen");
+    const tpath dirp = tp("rtl_gen");
+    const char *dir = dirp.s;
     snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl -m %s -o %s", dir, bitrom_bin(), asset("models/stories3m"), dir);
     CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
     snprintf(cmd, sizeof cmd, "{ ls %s/masks | wc -l; grep -c '\"macro\"' %s/manifest.json; }", dir, dir);
@@ -198,7 +210,8 @@ void test_rtl_bad_config(void) {
     int files = 0, tiles = 0;
     CHECKF(sscanf(out, "%d %d", &files, &tiles) == 2 && files == 32 && tiles == 56, "masks %d, tiles %d", files, tiles);
     if (br_vsim_available()) {
-        const char *hw = tmp_path("rtl_shape.json");
+        const tpath hwp = tp("rtl_shape.json");
+        const char *hw = hwp.s;
         write_text(hw, "{\"macro_rows\": 128}");
         snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 2\" -o %s --backend rtl --hw %s", bitrom_bin(), asset("models/stories3m"),
                  tmp_path("rtl_shape.f32"), hw);
@@ -319,7 +332,8 @@ static int read_tb_output(const char *path, const br_ternary_matrix *m, int n_to
  * synth.ys) and the OSU cell models instead of the periphery's RTL. */
 static int build_tb(const br_hwconfig *hw, const char *dir, int gate, const char *model) {
     char cmd[4096], out[4096], err[8192];
-    const char *json = tmp_path("rtl_tb_hw.json");
+    const tpath jsonp = tp("rtl_tb_hw.json");
+    const char *json = jsonp.s;
     FILE *f = fopen(json, "w");
     if (!f) return -1;
     br_hwconfig_write_json(hw, f, 0);
@@ -367,7 +381,8 @@ static uint64_t tb_compare(const br_hwconfig *hw, const char *dir, br_ternary_ma
     br_chip_events ce, te;
     br_vsim_counters tc, vc;
     chip_run(hw, m, x, n_tokens, want, &ce);
-    const char *vec = tmp_path("rtl_tb.vec"), *outp = tmp_path("rtl_tb.out");
+    const tpath vecp = tp("rtl_tb.vec"), outpp = tp("rtl_tb.out");
+    const char *vec = vecp.s, *outp = outpp.s;
     write_vectors(vec, hw, m, x, n_tokens);
     remove(outp);
     if (run_tb(dir, vec, outp, NULL, stall) == 0 && read_tb_output(outp, m, n_tokens, got, &tc) == 0) {
@@ -404,7 +419,8 @@ void test_rtl_iverilog_cosim(void) {
             hw.overflow = pol ? BR_OVF_WRAP : BR_OVF_SATURATE;
             hw.window = rb % 2 ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
             hw.act_bits = (rb + pol) % 2 ? 8 : 4;
-            const char *dir = tmp_path("rtl_tb_design");
+            const tpath dirp = tp("rtl_tb_design");
+            const char *dir = dirp.s;
             if (build_tb(&hw, dir, 0, NULL)) {
                 CHECKF(0, "design for %d-bit %s did not build", rb, br_overflow_name(hw.overflow));
                 continue;
@@ -418,4 +434,94 @@ void test_rtl_iverilog_cosim(void) {
             br_ternary_weights_free(&m);
         }
     CHECK(ovf > 0);
+}
+
+/* One flipped contact in a mask file written by `bitrom rtl -m` changes exactly the output of the
+ * word line it sits on, by the weight change times that input; the unflipped file gives the
+ * reference product of the model's weights. */
+void test_rtl_flipped_contact(void) {
+    if (!have_tool("iverilog") || !have_tool("vvp")) SKIP("iverilog is not installed");
+    br_hwconfig hw;
+    small_shape(&hw);
+    const tpath dirp = tp("rtl_flip"), vecp = tp("rtl_flip.vec"), flipp = tp("rtl_flip.hex"), o1 = tp("rtl_flip.out"), o2 = tp("rtl_flip2.out");
+    const char *dir = dirp.s;
+    if (build_tb(&hw, dir, 0, asset("models/stories3m"))) {
+        CHECK(0);
+        return;
+    }
+    br_model model;
+    br_error e;
+    CHECK(br_model_load(&model, asset("models/stories3m"), &e) == 0);
+    const br_ternary_matrix *q = &model.layers[0].proj[BR_PROJ_Q].m; /* macro 0: q rows 0..63, inputs 0..63 */
+    const int K = br_hw_macro_inputs(&hw), rows = hw.macro_rows;
+    int8_t x[64];
+    for (int k = 0; k < K; k++) x[k] = (int8_t)((rnd() % 2 ? 1 : -1) * (int)(1 + rnd() % 127));
+    const char *vec = vecp.s;
+    FILE *f = fopen(vec, "w");
+    fprintf(f, "2\n0\n%x\n1\n1\n", rows);
+    for (int k = 0; k < K; k++) fprintf(f, "%x\n", (uint8_t)x[k]);
+    fprintf(f, "0\n");
+    fclose(f);
+    /* the mask file, and a copy with the E contact of cell (row r0, column c0) moved one line on */
+    char *mask_path = br_path_join(dir, "masks/macro_0000.hex");
+    void *text;
+    long n = read_all(mask_path, &text);
+    CHECK(n > 0);
+    const int r0 = 5, c0 = 3, k0 = 2 * c0; /* interleave: input 2c is the E terminal of column c */
+    char *p = text;
+    for (int skip = 0; p && skip < 2 + r0; skip++) p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL; /* comment, @0, rows */
+    CHECK(p != NULL);
+    if (!p) return;
+    char *digit = p + (hw.macro_cols - 1 - c0);
+    const int cellv = (int)strtol((char[]){*digit, 0}, NULL, 16), e_line = cellv & 3, e_new = (e_line + 1) % 3;
+    const char *hexd = "0123456789abcdef";
+    *digit = hexd[(cellv & ~3) | e_new];
+    const int w_old = br_rom_decide(&hw, br_rom_level(&hw, (uint8_t)e_line, 0)), w_new = br_rom_decide(&hw, br_rom_level(&hw, (uint8_t)e_new, 0));
+    CHECK(w_old == q->w[(size_t)r0 * q->cols + k0]);
+    const char *flipped = flipp.s;
+    f = fopen(flipped, "w");
+    fwrite(text, 1, (size_t)n, f);
+    fclose(f);
+    int32_t clean[64], flip[64];
+    br_vsim_counters vc;
+    br_ternary_matrix one = {.rows = rows, .cols = K};
+    CHECK(run_tb(dir, vec, o1.s, mask_path, 0) == 0 && read_tb_output(o1.s, &one, 1, clean, &vc) == 0);
+    CHECK(run_tb(dir, vec, o2.s, flipped, 1) == 0 && read_tb_output(o2.s, &one, 1, flip, &vc) == 0);
+    int changed = 0, exact = 1;
+    for (int r = 0; r < rows; r++) {
+        int32_t want = 0;
+        for (int k = 0; k < K; k++) want += q->w[(size_t)r * q->cols + k] * x[k];
+        exact &= clean[r] == want;
+        changed += flip[r] != clean[r];
+    }
+    CHECKF(exact, "the unflipped mask does not give the model's product");
+    CHECKF(changed == 1 && flip[r0] - clean[r0] == (w_new - w_old) * x[k0], "%d outputs changed; row %d by %d (expected %d)", changed, r0,
+           flip[r0] - clean[r0], (w_new - w_old) * x[k0]);
+    free(text);
+    free(mask_path);
+    br_model_free(&model);
+}
+
+/* The synthesized netlist (synth.ys, OSU 0.18 um cells) computes the same bits as the C model:
+ * gate-level simulation with iverilog and the cells' Verilog models, on a small macro with a
+ * narrow saturating register (overflows included), K tiles, row tiles and stalls. */
+void test_rtl_gate_level(void) {
+    if (!have_tool("iverilog") || !have_tool("yosys")) SKIP("iverilog or yosys is not installed");
+    if (!br_file_exists("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")) SKIP("qflow-tech-osu018 is not installed");
+    br_hwconfig hw;
+    br_hwconfig_default(&hw);
+    hw.macro_rows = 16;
+    hw.macro_cols = 16;
+    hw.trimla_columns = 4;
+    hw.register_bits = 5;
+    const tpath dirp = tp("rtl_gate");
+    const char *dir = dirp.s;
+    if (build_tb(&hw, dir, 1, NULL)) {
+        CHECK(0);
+        return;
+    }
+    br_ternary_matrix m;
+    random_matrix(&m, 20, 40, 1);
+    CHECK(tb_compare(&hw, dir, &m, 2, 1, "gate level, 20x40, 5-bit saturate") > 0);
+    br_ternary_weights_free(&m);
 }
