@@ -674,3 +674,47 @@ void test_loader_rejects_nan_adapter(void) {
         cli_fails(args, "non-finite");
     }
 }
+
+/* adapter_config.json's numbers: r an integer in 1..65536, lora_alpha finite and bounded (alpha 1e300
+ * became an infinite float scale: NaN logits, exit 0) */
+void test_lora_config_numbers_checked(void) {
+    const char *dir = mkdir_tmp("lora-cfg");
+    copy_to(asset("adapters/stories3m-kjv/peft/adapter_model.safetensors"), join(dir, "adapter_model.safetensors"));
+    static const struct {
+        const char *cfg, *expect;
+    } cases[] = {
+        {"{\"r\": 16, \"lora_alpha\": 1e300}", "'lora_alpha'"}, {"{\"r\": 16, \"lora_alpha\": 1e999}", "'lora_alpha'"},
+        {"{\"r\": 16, \"lora_alpha\": \"32\"}", "'lora_alpha'"}, {"{\"r\": 16}", "'lora_alpha'"},
+        {"{\"r\": 1e300, \"lora_alpha\": 32}", "'r'"},          {"{\"r\": 16.5, \"lora_alpha\": 32}", "'r'"},
+        {"{\"r\": 0, \"lora_alpha\": 32}", "'r'"},
+    };
+    br_model m;
+    br_error e;
+    CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        put_text(join(dir, "adapter_config.json"), cases[i].cfg);
+        br_adapter a;
+        int rc = br_adapter_load(&a, "x", dir, &m, &e);
+        CHECKF(rc == -1 && strstr(e.msg, "adapter_config.json") && strstr(e.msg, cases[i].expect), "%s: %s", cases[i].cfg, rc ? e.msg : "loaded");
+        if (rc == 0) br_adapter_free(&a);
+    }
+    put_text(join(dir, "adapter_config.json"), "{\"r\": 16, \"lora_alpha\": 32}");
+    br_adapter a;
+    CHECK(br_adapter_load(&a, "x", dir, &m, &e) == 0 && a.scale == 2.0f);
+    if (a.n_mods) br_adapter_free(&a);
+    br_model_free(&m);
+}
+
+/* a --tech override's metadata numbers are checked like its values */
+void test_techdb_metadata_finite(void) {
+    const char *tech = tmp_path("tech-inf.json");
+    static const char *const bad[] = {"\"node_nm\": 1e999", "\"vdd\": -1", "\"range\": [0, 1e999]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512], args[1024];
+        snprintf(text, sizeof text, "{\"constants\": [{\"name\": \"zero_weight_fraction\", \"value\": 0.4, \"kind\": \"assumption\", \"source\": \"test\", %s}]}",
+                 bad[i]);
+        put_text(tech, text);
+        snprintf(args, sizeof args, "chip -m preset:stories3m --tech %s", tech);
+        cli_fails(args, "zero_weight_fraction");
+    }
+}

@@ -24,11 +24,13 @@ static int parse_entry(br_tech_const *t, const br_json *e, const char *origin, b
     if (!ok) return br_fail(err, "%s: constant '%s' has unknown kind '%s'", origin, name, kind);
     t->node_nm = 0;
     t->vdd = 0;
-    br_json_get_number(e, "node_nm", &t->node_nm);
-    br_json_get_number(e, "vdd", &t->vdd);
+    /* the metadata is a number from a file like the value: finite and in range, or an error */
+    if (br_json_get_double_range(e, "node_nm", 0, 1000, &t->node_nm, origin, err) < 0 || br_json_get_double_range(e, "vdd", 0, 10, &t->vdd, origin, err) < 0)
+        return br_fail(err, "%s: constant '%s': node_nm must be in 0..1000 and vdd in 0..10", origin, name);
     const br_json *r = br_json_get(e, "range");
     t->lo = t->hi = t->value;
     if (r && r->type == BR_JSON_ARRAY && r->count == 2 && r->items[0].type == BR_JSON_NUMBER && r->items[1].type == BR_JSON_NUMBER) {
+        if (!isfinite(r->items[0].number) || !isfinite(r->items[1].number)) return br_fail(err, "%s: constant '%s' has a non-finite range", origin, name);
         t->lo = r->items[0].number;
         t->hi = r->items[1].number;
     }

@@ -100,10 +100,14 @@ static int load_config(br_adapter *a, const char *cfg_path, br_error *err) {
     int rc = br_json_parse(text, len, &j, err);
     free(text);
     if (rc) return br_fail_prefix(err, cfg_path);
-    double r = 0, alpha = 0;
+    long long r = 0;
+    double alpha = 0;
     int rs = 0, fifo = 0;
-    if (br_json_get_number(&j, "r", &r) != 1 || r < 1 || r > 65536 || r != floor(r)) rc = br_fail(err, "%s: 'r' must be a positive integer", cfg_path);
-    else if (br_json_get_number(&j, "lora_alpha", &alpha) != 1) rc = br_fail(err, "%s: missing 'lora_alpha'", cfg_path);
+    br_error sub;
+    /* alpha becomes the float scale alpha / r: a huge or infinite alpha made every logit NaN */
+    if (br_json_get_int_range(&j, "r", 1, 65536, &r, cfg_path, &sub) != 1) rc = br_fail(err, "%s: 'r' must be a positive integer (1..65536)", cfg_path);
+    else if (br_json_get_double_range(&j, "lora_alpha", -1e6, 1e6, &alpha, cfg_path, &sub) != 1)
+        rc = br_fail(err, "%s: 'lora_alpha' must be a number in -1e6..1e6", cfg_path);
     br_json_get_bool(&j, "use_rslora", &rs);
     br_json_get_bool(&j, "fan_in_fan_out", &fifo);
     const char *pt = NULL;
@@ -113,7 +117,7 @@ static int load_config(br_adapter *a, const char *cfg_path, br_error *err) {
     if (rc == 0) {
         a->r = (int)r;
         a->alpha = (float)alpha;
-        a->scale = rs ? (float)(alpha / sqrt(r)) : (float)(alpha / r);
+        a->scale = rs ? (float)(alpha / sqrt((double)r)) : (float)(alpha / (double)r);
     }
     br_json_free(&j);
     return rc;
