@@ -19,7 +19,7 @@ for layout in 2bit base3; do
     for head in f32 q8 q6 q4; do
         ppl=$($B ppl -m "$M" -f "$F" --per-line --head $head --layout $layout 2>/dev/null | sed -n 's/^perplexity: //p')
         $B logits -m "$M" --tokens "$toks" -o "$tmp/o.f32" --head $head --layout $layout >/dev/null 2>&1
-        cmp=$($B compare -m "$M" -f "$tmp/ref.f32" -o "$tmp/o.f32" 2>/dev/null)
+        cmp=$($B compare -m "$M" -f "$tmp/ref.f32" --with "$tmp/o.f32" 2>/dev/null)
         kl=$(echo "$cmp" | sed -n 's/.*mean KL(reference || other): \([-0-9.e+]*\).*/\1/p')
         agree=$(echo "$cmp" | sed -n 's/.*argmax agreement: \([^,]*\),.*/\1/p')
         echo "| $layout | $head | $ppl | $kl | $agree |"

@@ -29,6 +29,13 @@ extern int g_test_skipped;
         }                                                                            \
     } while (0)
 
+/* Hostile inputs checked (malformed files, arguments, requests that must be refused cleanly): counted
+ * so the closing summary can say how many the suite covers. HCHECK/HCHECKF are CHECK/CHECKF that
+ * count one such case. */
+extern long g_hostile_cases;
+#define HCHECK(cond) do { g_hostile_cases++; CHECK(cond); } while (0)
+#define HCHECKF(cond, ...) do { g_hostile_cases++; CHECKF(cond, __VA_ARGS__); } while (0)
+
 /* Marks the current test skipped with a reason and returns from it. Only for a tool that is genuinely
  * absent on this machine (never for a missing asset: that is a failure). */
 #define SKIP(...)                                                                    \

@@ -77,7 +77,7 @@ void test_rom_round_trip_and_flip(void) {
         fclose(f);
         CHECK(truncate(img, sz) == 0);
     }
-    CHECK(br_rom_image_read(&im, img, &e) == -1 && strstr(e.msg, "truncated"));
+    HCHECK(br_rom_image_read(&im, img, &e) == -1 && strstr(e.msg, "truncated"));
 }
 
 static void run_logits(br_model *m, br_backend *be, br_pool *pool, const int *toks, int n, float *out) {
@@ -258,11 +258,11 @@ void test_hwconfig_json(void) {
     CHECK(hw.register_bits == 6 && hw.overflow == BR_OVF_WRAP && hw.act_bits == 4 && strcmp(hw.dram, "LPDDR5") == 0);
     br_hwconfig_default(&hw);
     const char *bad1 = "{\"registr_bits\": 6}";
-    CHECK(br_hwconfig_parse(&hw, bad1, strlen(bad1), "t.json", &e) == -1 && strstr(e.msg, "unknown key 'registr_bits'"));
+    HCHECK(br_hwconfig_parse(&hw, bad1, strlen(bad1), "t.json", &e) == -1 && strstr(e.msg, "unknown key 'registr_bits'"));
     const char *bad2 = "{\"act_bits\": 5}";
-    CHECK(br_hwconfig_parse(&hw, bad2, strlen(bad2), "t.json", &e) == -1 && strstr(e.msg, "act_bits"));
+    HCHECK(br_hwconfig_parse(&hw, bad2, strlen(bad2), "t.json", &e) == -1 && strstr(e.msg, "act_bits"));
     const char *bad3 = "{\"overflow\": 3}";
-    CHECK(br_hwconfig_parse(&hw, bad3, strlen(bad3), "t.json", &e) == -1 && strstr(e.msg, "overflow"));
+    HCHECK(br_hwconfig_parse(&hw, bad3, strlen(bad3), "t.json", &e) == -1 && strstr(e.msg, "overflow"));
     const char *bad4 = "{\"line_of_value\": [1, 1, 2]}";
-    CHECK(br_hwconfig_parse(&hw, bad4, strlen(bad4), "t.json", &e) == -1);
+    HCHECK(br_hwconfig_parse(&hw, bad4, strlen(bad4), "t.json", &e) == -1);
 }

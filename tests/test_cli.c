@@ -50,6 +50,7 @@ static void expect_clean_failure(const char *args, const char *expect, const cha
     int rc = run_cmd(cmd, NULL, 0, err, sizeof err);
     int lines = 0;
     for (char *p = err; *p; p++) lines += *p == '\n';
+    g_hostile_cases++;
     CHECKF(rc == 1 || rc == 2, "exit %d for: %s\n%s", rc, args, err);
     CHECKF(lines == 1 && strncmp(err, "bitrom: error:", 14) == 0, "stderr for %s: %s", args, err);
     CHECKF(!expect || strstr(err, expect), "stderr for %s lacks '%s': %s", args, expect, err);
@@ -207,4 +208,102 @@ void test_cli_force_isa(void) {
     snprintf(cmd, sizeof cmd, "BITROM_FORCE_ISA=scalar1 %s paper", bitrom_bin());
     CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 2 && strstr(err, "unknown instruction set") && strstr(err, "scalar1"));
     free(out);
+}
+
+/* Issue 15, items 10 and 12: numbers and option combinations that used to be accepted silently
+ * (NaN temperatures, top-p outside (0, 1], zero repetitions, --hw on the CPU, --lora-bits without
+ * an adapter, --json with --csv) are one-line errors; each case failed on the old CLI. */
+void test_cli_options_checked(void) {
+    const char *m = asset("models/stories3m");
+    char args[2048];
+    static const struct {
+        const char *opts, *expect;
+    } run_cases[] = {
+        {"--temp nan", "--temp"}, {"--temp inf", "--temp"},     {"--temp -1", "--temp"},     {"--top-p nan", "--top-p"},
+        {"--top-p 2", "--top-p"}, {"--top-p 0", "--top-p"},     {"-n 0", "-n"},              {"--seed -3", "--seed"},
+        {"-t 0", "-t"},           {"--hw x.json", "--backend"}, {"--lora-bits 4", "--lora"}, {"--sweep a=1", "does not take --sweep"},
+    };
+    for (size_t i = 0; i < sizeof run_cases / sizeof run_cases[0]; i++) {
+        snprintf(args, sizeof args, "run -m %s -p hi -n 2 %s", m, run_cases[i].opts);
+        if (strcmp(run_cases[i].opts, "-n 0") == 0) snprintf(args, sizeof args, "run -m %s -p hi -n 0", m);
+        expect_clean_failure(args, run_cases[i].expect, NULL);
+    }
+    snprintf(args, sizeof args, "bench -m %s -n 0", m);
+    expect_clean_failure(args, "-n", NULL);
+    snprintf(args, sizeof args, "bench -m %s --chunks 0", m);
+    expect_clean_failure(args, "--chunks", NULL);
+    expect_clean_failure("chip -m preset:stories3m --json --csv", "--json and --csv", NULL);
+    expect_clean_failure("chip -m preset:stories3m --context -5", "--context", NULL);
+    const char *empty = tmp_path("empty.txt");
+    FILE *f = fopen(empty, "w");
+    REQUIRE(f != NULL);
+    fclose(f);
+    snprintf(args, sizeof args, "ppl -m %s --per-line -f %s", m, empty);
+    expect_clean_failure(args, "no line", NULL);
+    /* a --hw whose line levels the comparators cannot tell apart: refused, and rom writes nothing */
+    const char *hw = tmp_path("blind.json"), *img = tmp_path("blind.rom");
+    f = fopen(hw, "w");
+    REQUIRE(f != NULL);
+    fputs("{\"line_level\": [0.5, 0.5, 0]}", f);
+    fclose(f);
+    snprintf(args, sizeof args, "logits -m %s --tokens \"1 2\" -o %s --backend chip --hw %s", m, tmp_path("blind.f32"), hw);
+    expect_clean_failure(args, "cannot tell the weights apart", tmp_path("blind.f32"));
+    snprintf(args, sizeof args, "rom -m %s -o %s --hw %s", m, img, hw);
+    expect_clean_failure(args, "cannot tell the weights apart", img);
+}
+
+/* Issue 15, item 12: run refuses a prompt longer than the context before echoing it, and says when
+ * the context stops generation early. */
+void test_cli_run_context_limits(void) {
+    char cmd[8192], out[4096], err[4096];
+    /* stories3m's context is 512 tokens: 600 words are more */
+    char prompt[4096] = "";
+    for (int i = 0; i < 600; i++) strcat(prompt, "a ");
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p \"%s\" -n 2 --temp 0", bitrom_bin(), asset("models/stories3m"), prompt);
+    HCHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 2);
+    CHECKF(out[0] == 0, "the refused prompt was echoed: %.40s", out);
+    CHECKF(strstr(err, "longer than the model's context"), "%s", err);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p \"Once upon a time\" -n 600 --temp 0", bitrom_bin(), asset("models/stories3m"));
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    CHECKF(strstr(err, "generation stops after"), "no word about the context limit: %s", err);
+}
+
+/* Issue 15, item 13: every command's --help comes from the option table that parses it: each
+ * option a command takes is listed, and an option not listed is refused. */
+void test_cli_help_matches_parser(void) {
+    static const char *const cmds[] = {"run", "logits", "ppl", "tokenize", "convert", "gen", "bench", "compare", "serve", "server", "rom", "chip", "rtl", "paper"};
+    static const char *const probes[] = {"--model", "--prompt", "--file", "--output", "--n-predict", "--threads", "--tokens", "--temp", "--ctx",
+                                         "--chunks", "--backend", "--hw", "--lora", "--lora-bits", "--head", "--kernel", "--json", "--csv",
+                                         "--sweep", "--port", "--with", "--stats", "--lora-act-bits", "--layout", "--chat"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char cmd[512], out[16384], err[4096];
+        snprintf(cmd, sizeof cmd, "%s %s --help", bitrom_bin(), cmds[i]);
+        CHECKF(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0, "%s --help", cmds[i]);
+        CHECKF(strncmp(out, "usage: bitrom ", 14) == 0 && strstr(out, "options:"), "%s --help: %s", cmds[i], out);
+        for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+            char n1[64], n2[64]; /* the option column: "  -m, --model " or "      --hw " */
+            snprintf(n1, sizeof n1, ", %s ", probes[k]);
+            snprintf(n2, sizeof n2, "\n      %s ", probes[k]);
+            const int listed = strstr(out, n1) != NULL || strstr(out, n2) != NULL;
+            /* a listed option parses (it may then fail for other reasons, never as "does not take") */
+            snprintf(cmd, sizeof cmd, "%s %s %s 1 --help", bitrom_bin(), cmds[i], probes[k]);
+            run_cmd(cmd, NULL, 0, err, sizeof err);
+            const int refused = strstr(err, "does not take") != NULL;
+            CHECKF(listed != refused, "%s: %s listed %d, refused %d", cmds[i], probes[k], listed, refused);
+        }
+    }
+}
+
+/* Issue 15, item 10: compare refuses logits with NaN instead of reporting max |diff| 0. */
+void test_cli_compare_rejects_nan(void) {
+    const char *a = tmp_path("cmp_a.f32"), *b = tmp_path("cmp_b.f32");
+    float *v = calloc(512 * 2, sizeof(float));
+    REQUIRE(v != NULL);
+    write_file(a, v, 512 * 2 * sizeof(float));
+    v[700] = NAN;
+    write_file(b, v, 512 * 2 * sizeof(float));
+    free(v);
+    char args[2048];
+    snprintf(args, sizeof args, "compare -m %s -f %s --with %s", asset("models/stories3m"), a, b);
+    expect_clean_failure(args, "not finite", NULL);
 }

@@ -444,7 +444,7 @@ void test_gguf_hostile(void) {
         write_bytes(path, c, cases[i].cut ? cases[i].cut : (size_t)n);
         free(c);
         int rc = br_model_load(&m, path, &e);
-        CHECKF(rc == -1 && strstr(e.msg, cases[i].expect) && strstr(e.msg, "bad.gguf"), "%s: %s", cases[i].what, rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, cases[i].expect) && strstr(e.msg, "bad.gguf"), "%s: %s", cases[i].what, rc ? e.msg : "loaded");
         if (rc == 0) br_model_free(&m);
     }
     /* a tensor type id the forks disagree on */
@@ -458,7 +458,7 @@ void test_gguf_hostile(void) {
     fclose(f);
     br_gguf_writer_free(w);
     br_gguf g;
-    CHECK(br_gguf_open(&g, path, &e) == -1 && strstr(e.msg, "forks disagree"));
+    HCHECK(br_gguf_open(&g, path, &e) == -1 && strstr(e.msg, "forks disagree"));
     /* a weight that is not ternary: convert stories3m to F32 GGUF, then change one value */
     br_model src;
     REQUIRE(br_model_load(&src, asset("models/stories3m"), &e) == 0);
@@ -476,13 +476,13 @@ void test_gguf_hostile(void) {
     float odd = 0.37f;
     fwrite(&odd, 4, 1, f);
     fclose(f);
-    CHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
+    HCHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
     f = fopen(path, "r+b"); /* a NaN is not ternary either (the check is branch-free: NaN must not slip through) */
     fseek(f, off + 4 * 1000, SEEK_SET);
     odd = NAN;
     fwrite(&odd, 4, 1, f);
     fclose(f);
-    CHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
+    HCHECK(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "blk.3.ffn_up.weight") && strstr(e.msg, "not ternary"));
     free(buf);
     /* the CLI says it in one line */
     char cmd[1024], err[4096];

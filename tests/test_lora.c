@@ -389,7 +389,7 @@ void test_lora_hostile(void) {
     REQUIRE(br_model_load(&m, asset("models/falcon3-tiny"), &e) == 0);
     br_adapter a;
     /* an adapter for another model: shapes differ */
-    CHECK(br_adapter_load(&a, "x", asset("adapters/stories3m-kjv/peft"), &m, &e) == -1 && strstr(e.msg, "adapter is") && strstr(e.msg, "adapter_model.safetensors"));
+    HCHECK(br_adapter_load(&a, "x", asset("adapters/stories3m-kjv/peft"), &m, &e) == -1 && strstr(e.msg, "adapter is") && strstr(e.msg, "adapter_model.safetensors"));
     br_model_free(&m);
     REQUIRE(br_model_load(&m, asset("models/stories3m"), &e) == 0);
     const char *dir = tmp_path("badlora");
@@ -401,11 +401,11 @@ void test_lora_hostile(void) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "cp %s %s/", asset("adapters/stories3m-kjv/peft/adapter_model.safetensors"), dir);
     CHECK(system(cmd) == 0);
-    CHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "'r'"));
+    HCHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "'r'"));
     f = fopen(p, "w");
     fprintf(f, "{\"r\": 8, \"lora_alpha\": 32}");
     fclose(f);
-    CHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "rank 16, the config says 8"));
+    HCHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "rank 16, the config says 8"));
     /* truncated tensor file */
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
     CHECK(truncate(p, 1000) == 0);
@@ -413,7 +413,7 @@ void test_lora_hostile(void) {
     f = fopen(p, "w");
     fprintf(f, "{\"r\": 16, \"lora_alpha\": 32}");
     fclose(f);
-    CHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "adapter_model.safetensors"));
+    HCHECK(br_adapter_load(&a, "x", dir, &m, &e) == -1 && strstr(e.msg, "adapter_model.safetensors"));
     br_model_free(&m);
     /* the CLI: one line, non-zero exit, no output file */
     const char *out = tmp_path("lora.f32");
@@ -459,5 +459,35 @@ void test_serve_switching(void) {
     const char *p = strstr(l3, "\"perplexity\": ");
     CHECK(p && fabs(atof(p + 14) - 13.82) / 13.82 < 0.02); /* the KJV adapter's forgetting on TinyStories */
     CHECK(strstr(l4, "unknown adapter 'nope'") && strstr(l5, "error"));
+    free(out);
+}
+
+/* Issue 15, item 11: serve reads whole lines: a line over 1 MiB is one error (its tail is not read
+ * as a request that switches the next one's adapter); unknown fields, \u0000 and invalid UTF-8 are
+ * errors; each failed on the old fgets reader. */
+void test_serve_hostile_lines(void) {
+    const char *req = tmp_path("hostile-requests.jsonl");
+    FILE *f = fopen(req, "w");
+    REQUIRE(f != NULL);
+    fputs("{\"prompt\": \"", f);
+    for (int i = 0; i < (1 << 20) + 100; i++) fputc('a', f);
+    fputs("\", \"adapter\": \"kjv\"}\n", f);                                       /* 1: too long */
+    fputs("{\"prompt\": \"And God said\", \"n\": 6, \"temp\": 0}\n", f);          /* 2: base model */
+    fputs("{\"promt\": \"And God said\"}\n", f);                                  /* 3: typo */
+    fputs("{\"prompt\": \"And\\u0000 God\", \"n\": 2}\n", f);                     /* 4: NUL */
+    fputs("{\"prompt\": \"caf\xc3\", \"n\": 2}\n", f);                            /* 5: bad UTF-8 */
+    fclose(f);
+    char cmd[2048], *out = malloc(1 << 16), err[4096];
+    REQUIRE(out != NULL);
+    snprintf(cmd, sizeof cmd, "sh -c '%s serve -m %s --lora kjv=%s < %s'", bitrom_bin(), asset("models/stories3m"), asset("adapters/stories3m-kjv/peft"), req);
+    CHECK(run_cmd(cmd, out, 1 << 16, err, sizeof err) == 0);
+    char *l1 = out, *l2 = next_line(l1), *l3 = next_line(l2), *l4 = next_line(l3), *l5 = next_line(l4), *l6 = next_line(l5);
+    g_hostile_cases += 4;
+    CHECKF(strstr(l1, "longer than 1 MiB"), "%.200s", l1);
+    CHECKF(strstr(l2, "\"adapter\": \"none\"") && strstr(l2, "\"text\""), "the long line's tail switched the adapter: %.200s", l2);
+    CHECKF(strstr(l3, "unknown field 'promt'"), "%.200s", l3);
+    CHECKF(strstr(l4, "NUL"), "%.200s", l4);
+    CHECKF(strstr(l5, "UTF-8"), "%.200s", l5);
+    CHECKF(*l6 == 0, "more answers than requests: %.200s", l6);
     free(out);
 }

@@ -11,6 +11,7 @@
 
 int g_test_failures;
 int g_test_skipped;
+long g_hostile_cases;
 
 const char *asset(const char *rel) {
     static char ring[8][1024];
@@ -149,9 +150,11 @@ int main(int argc, char **argv) {
         if (!selected(tests[i].name, argc, argv)) continue;
         if (fail_fast && failed) break;
         int before = g_test_failures;
+        const long hostile_before = g_hostile_cases;
         g_test_skipped = 0;
         fprintf(stderr, "[ RUN  ] %s\n", tests[i].name);
         tests[i].fn();
+        if (g_hostile_cases > hostile_before) fprintf(stderr, "  hostile inputs: %ld\n", g_hostile_cases - hostile_before);
         if (g_test_failures == before && g_test_skipped) {
             skipped++;
             fprintf(stderr, "[ SKIP ] %s\n", tests[i].name);
@@ -166,6 +169,7 @@ int main(int argc, char **argv) {
     char rm[300];
     snprintf(rm, sizeof rm, "rm -rf %s", g_tmpdir);
     if (system(rm) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmpdir);
+    fprintf(stderr, "hostile inputs checked: %ld\n", g_hostile_cases);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

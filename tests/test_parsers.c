@@ -116,7 +116,7 @@ static void cli_fails(const char *args, const char *expect) {
     int rc = run_cmd(cmd, NULL, 0, err, sizeof err);
     int lines = 0;
     for (char *p = err; *p; p++) lines += *p == '\n';
-    CHECKF(rc == 1 && lines == 1 && strncmp(err, "bitrom: error:", 14) == 0 && strstr(err, expect), "bitrom %s: exit %d, stderr: %s (expected '%s')", args,
+    HCHECKF(rc == 1 && lines == 1 && strncmp(err, "bitrom: error:", 14) == 0 && strstr(err, expect), "bitrom %s: exit %d, stderr: %s (expected '%s')", args,
            rc, err, expect);
 }
 
@@ -141,7 +141,7 @@ void test_json_int_range_rejects_unrepresentable(void) {
         CHECK(br_json_parse(cases[i].text, strlen(cases[i].text), &j, &e) == 0);
         long long v = -999;
         int rc = br_json_int_range(&j, cases[i].lo, cases[i].hi, &v);
-        CHECKF(cases[i].ok ? rc == 0 && v == cases[i].want : rc == -1 && v == -999, "%s in %lld..%lld: rc %d, v %lld", cases[i].text, cases[i].lo,
+        HCHECKF(cases[i].ok ? rc == 0 && v == cases[i].want : rc == -1 && v == -999, "%s in %lld..%lld: rc %d, v %lld", cases[i].text, cases[i].lo,
                cases[i].hi, rc, v);
         br_json_free(&j);
     }
@@ -152,11 +152,11 @@ void test_json_int_range_rejects_unrepresentable(void) {
     CHECK(br_json_parse(obj, strlen(obj), &j, &e) == 0);
     int iv = 0;
     double dv = 0;
-    CHECK(br_json_get_int(&j, "a", 0, 100, &iv, "f.json", &e) == -1 && strstr(e.msg, "f.json: 'a'") && strstr(e.msg, "0..100"));
+    HCHECK(br_json_get_int(&j, "a", 0, 100, &iv, "f.json", &e) == -1 && strstr(e.msg, "f.json: 'a'") && strstr(e.msg, "0..100"));
     CHECK(br_json_get_int(&j, "b", 0, 100, &iv, "f.json", &e) == 1 && iv == 2);
-    CHECK(br_json_get_int(&j, "c", 0, 100, &iv, "f.json", &e) == -1 && strstr(e.msg, "must be a number"));
+    HCHECK(br_json_get_int(&j, "c", 0, 100, &iv, "f.json", &e) == -1 && strstr(e.msg, "must be a number"));
     CHECK(br_json_get_int(&j, "zz", 0, 100, &iv, "f.json", &e) == 0 && br_json_get_int(&j, "n", 0, 100, &iv, "f.json", &e) == 0);
-    CHECK(br_json_get_double_range(&j, "d", -1e308, 1e308, &dv, "f.json", &e) == -1 && strstr(e.msg, "'d'"));
+    HCHECK(br_json_get_double_range(&j, "d", -1e308, 1e308, &dv, "f.json", &e) == -1 && strstr(e.msg, "'d'"));
     CHECK(br_json_get_double_range(&j, "b", 0, 3, &dv, "f.json", &e) == 1 && dv == 2);
     br_json_free(&j);
 }
@@ -186,7 +186,7 @@ void test_tokenizer_added_token_id_out_of_range(void) {
         br_tokenizer tok;
         br_error e;
         int rc = br_tokenizer_load_hf_json(&tok, path, &e);
-        CHECKF(rc == -1 && strstr(e.msg, "tokenizer.json") && strstr(e.msg, "added_tokens"), "%s: %s", bad_added[i], rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, "tokenizer.json") && strstr(e.msg, "added_tokens"), "%s: %s", bad_added[i], rc ? e.msg : "loaded");
         if (rc == 0) br_tokenizer_free(&tok);
     }
     /* a vocabulary id out of range, or not an integer */
@@ -197,7 +197,7 @@ void test_tokenizer_added_token_id_out_of_range(void) {
         br_tokenizer tok;
         br_error e;
         int rc = br_tokenizer_load_hf_json(&tok, path, &e);
-        CHECKF(rc == -1 && strstr(e.msg, "bad id for 'e'"), "vocab id %s: %s", bad_vocab[i], rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, "bad id for 'e'"), "vocab id %s: %s", bad_vocab[i], rc ? e.msg : "loaded");
         if (rc == 0) br_tokenizer_free(&tok);
     }
     /* a valid added token still works: recognised in text as one id */
@@ -258,12 +258,12 @@ void test_lora_b_before_a_rank_mismatch(void) {
     br_adapter a;
     br_error e;
     /* B rank 4 before A rank 16: the quantizer copied 16 x 128 floats out of B's 4 x 128 */
-    CHECKF(load_v_adapter(dir, 16, 4, 1, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 4") && strstr(e.msg, "adapter_model.safetensors"),
+    HCHECKF(load_v_adapter(dir, 16, 4, 1, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 4") && strstr(e.msg, "adapter_model.safetensors"),
            "%s", e.msg);
     /* B rank 32 before A rank 16 was accepted silently */
-    CHECKF(load_v_adapter(dir, 16, 32, 1, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 32"), "%s", e.msg);
+    HCHECKF(load_v_adapter(dir, 16, 32, 1, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 32"), "%s", e.msg);
     /* after A, as before */
-    CHECKF(load_v_adapter(dir, 16, 4, 0, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 4"), "%s", e.msg);
+    HCHECKF(load_v_adapter(dir, 16, 4, 0, &a, &e) == -1 && strstr(e.msg, "lora_A rank 16, lora_B rank 4"), "%s", e.msg);
     /* equal ranks load in either order, to the same factors */
     br_adapter b;
     CHECK(load_v_adapter(dir, 16, 16, 1, &a, &e) == 0);
@@ -281,7 +281,7 @@ void test_lora_b_before_a_rank_mismatch(void) {
     write_safetensors(join(dir, "adapter_model.safetensors"), z, 2);
     br_model m;
     CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
-    CHECKF(br_adapter_load(&a, "v", dir, &m, &e) == -1 && strstr(e.msg, "lora_A.weight' has shape [0, 256]"), "%s", e.msg);
+    HCHECKF(br_adapter_load(&a, "v", dir, &m, &e) == -1 && strstr(e.msg, "lora_A.weight' has shape [0, 256]"), "%s", e.msg);
     br_model_free(&m);
 }
 
@@ -291,9 +291,9 @@ void test_lora_empty_path(void) {
     CHECK(br_model_load(&m, asset("models/stories3m"), &e) == 0);
     br_adapter_set s;
     br_adapter_set_init(&s);
-    CHECKF(br_adapter_set_add(&s, "kjv=", &m, 0, 0, &e) == -1 && strstr(e.msg, "'kjv': empty path"), "%s", e.msg);
+    HCHECKF(br_adapter_set_add(&s, "kjv=", &m, 0, 0, &e) == -1 && strstr(e.msg, "'kjv': empty path"), "%s", e.msg);
     br_adapter a;
-    CHECKF(br_adapter_load(&a, "x", "", &m, &e) == -1 && strstr(e.msg, "empty path"), "%s", e.msg);
+    HCHECKF(br_adapter_load(&a, "x", "", &m, &e) == -1 && strstr(e.msg, "empty path"), "%s", e.msg);
     br_adapter_set_free(&s);
     br_model_free(&m);
     char args[2048];
@@ -337,9 +337,9 @@ static int parse_i2s(int64_t ne0, int64_t ne1, br_error *e) {
 void test_gguf_i2s_partial_block(void) {
     br_error e;
     /* rows divisible by 4 but 8 x 3 = 24 elements: not whole 128-element blocks */
-    CHECKF(parse_i2s(8, 3, &e) == -1 && strstr(e.msg, "'x'") && strstr(e.msg, "I2_S block (128)"), "%s", e.msg);
+    HCHECKF(parse_i2s(8, 3, &e) == -1 && strstr(e.msg, "'x'") && strstr(e.msg, "I2_S block (128)"), "%s", e.msg);
     CHECKF(parse_i2s(256, 3, &e) == 0, "%s", e.msg);
-    CHECKF(parse_i2s(100, 5, &e) == -1 && strstr(e.msg, "500 elements"), "%s", e.msg);
+    HCHECKF(parse_i2s(100, 5, &e) == -1 && strstr(e.msg, "500 elements"), "%s", e.msg);
     CHECKF(parse_i2s(64, 2, &e) == 0, "%s", e.msg); /* 128 elements in rows of 64 */
 }
 
@@ -358,18 +358,18 @@ void test_config_heads_overflow(void) {
     br_config c;
     br_error e;
     const char *t = config_text("67108864", "67108864", "64", "");
-    CHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "config.json") && strstr(e.msg, "67108864") &&
+    HCHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "config.json") && strstr(e.msg, "67108864") &&
                !strstr(e.msg, "-2147483648"),
            "%s", e.msg);
     t = config_text("65536", "65536", "1024", ""); /* each in range, the product is not */
-    CHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "65536 x head_dim 1024 = 67108864"), "%s", e.msg);
+    HCHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "65536 x head_dim 1024 = 67108864"), "%s", e.msg);
     t = config_text("8", "4", "32", "");
     CHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == 0, "%s", e.msg);
     /* counts that are not integers an int holds */
     static const char *const bad[] = {"1e300", "-1", "2.5", "4294967304", "1e999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t = config_text(bad[i], "4", "32", "");
-        CHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "num_attention_heads"), "%s: %s", bad[i], e.msg);
+        HCHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "num_attention_heads"), "%s: %s", bad[i], e.msg);
     }
     /* the same through GGUF metadata */
     br_gguf_writer *w = br_gguf_writer_new();
@@ -390,7 +390,7 @@ void test_config_heads_overflow(void) {
     }
     br_gguf_writer_free(w);
     br_model m;
-    CHECKF(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "heads.gguf") && strstr(e.msg, "65536 x head_dim 1024 = 67108864"), "%s", e.msg);
+    HCHECKF(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "heads.gguf") && strstr(e.msg, "65536 x head_dim 1024 = 67108864"), "%s", e.msg);
 }
 
 /* A one-layer HF model small enough to write in the test: vocab 8, hidden 8, 2 heads of 4. */
@@ -412,7 +412,7 @@ void test_shape_errors_print_dimensions(void) {
     br_model m;
     br_error e;
     /* a 1-D tensor printed "[60], expected [80]" for [6] against [8] */
-    CHECKF(br_model_load(&m, write_tiny_hf("shape1d", 6), &e) == -1 && strstr(e.msg, "'model.norm.weight' has shape [6], expected [8]"), "%s", e.msg);
+    HCHECKF(br_model_load(&m, write_tiny_hf("shape1d", 6), &e) == -1 && strstr(e.msg, "'model.norm.weight' has shape [6], expected [8]"), "%s", e.msg);
     /* GGUF: the expected shape of a norm as well */
     br_gguf_writer *w = br_gguf_writer_new();
     br_gguf_add_str(w, "general.architecture", "bitnet");
@@ -431,7 +431,7 @@ void test_shape_errors_print_dimensions(void) {
         fclose(f);
     }
     br_gguf_writer_free(w);
-    CHECKF(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "'output_norm.weight' has shape [6], expected [8]"), "%s", e.msg);
+    HCHECKF(br_model_load(&m, path, &e) == -1 && strstr(e.msg, "'output_norm.weight' has shape [6], expected [8]"), "%s", e.msg);
 }
 
 /* ---- item 6: double -> integer conversions that overflowed ---- */
@@ -452,7 +452,7 @@ void test_config_ids_overflow(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *t = config_text("8", "4", "32", cases[i].extra);
-        CHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "config.json: ") && strstr(e.msg, cases[i].expect),
+        HCHECKF(br_config_parse_text(&c, t, strlen(t), "config.json", &e) == -1 && strstr(e.msg, "config.json: ") && strstr(e.msg, cases[i].expect),
                "%s: %s", cases[i].extra, e.msg);
     }
     const char *t = config_text("8", "4", "32", ", \"bos_token_id\": null, \"eos_token_id\": [7, 8]");
@@ -483,7 +483,7 @@ void test_safetensors_offsets_unrepresentable(void) {
         br_tensor_set ts;
         br_error e;
         int rc = br_safetensors_open(&ts, path, &e);
-        CHECKF(rc == -1 && strstr(e.msg, "offsets.safetensors") && strstr(e.msg, cases[i].expect), "%s %s: %s", cases[i].shape, cases[i].offsets,
+        HCHECKF(rc == -1 && strstr(e.msg, "offsets.safetensors") && strstr(e.msg, cases[i].expect), "%s %s: %s", cases[i].shape, cases[i].offsets,
                rc ? e.msg : "opened");
         if (rc == 0) br_tensors_free(&ts);
     }
@@ -518,7 +518,7 @@ void test_hwconfig_rejects_non_finite_and_huge(void) {
         br_hwconfig_default(&c);
         br_error e;
         int rc = br_hwconfig_parse(&c, cases[i].json, strlen(cases[i].json), "hw.json", &e);
-        CHECKF(rc == -1 && strstr(e.msg, "hw.json") && strstr(e.msg, cases[i].key), "%s: %s", cases[i].json, rc ? e.msg : "accepted");
+        HCHECKF(rc == -1 && strstr(e.msg, "hw.json") && strstr(e.msg, cases[i].key), "%s: %s", cases[i].json, rc ? e.msg : "accepted");
     }
     /* the CLI reads the same file */
     const char *hw = tmp_path("hw-inf.json");
@@ -617,7 +617,7 @@ void test_loader_rejects_nan_norm(void) {
         char want[160];
         snprintf(want, sizeof want, "tensor '%s' holds a non-finite value", cases[i].tensor);
         int rc = br_model_load(&m, dir, &e);
-        CHECKF(rc == -1 && strstr(e.msg, want) && strstr(e.msg, "model.safetensors"), "%s: %s", cases[i].tensor, rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, want) && strstr(e.msg, "model.safetensors"), "%s: %s", cases[i].tensor, rc ? e.msg : "loaded");
         if (rc == 0) br_model_free(&m);
     }
     /* ppl printed nan with exit 0 */
@@ -631,7 +631,7 @@ void test_loader_rejects_nan_norm(void) {
         copy_to(asset("models/stories3m-f32.gguf"), g);
         patch_float(g, gnames[i], 5, NAN, 1);
         int rc = br_model_load(&m, g, &e);
-        CHECKF(rc == -1 && strstr(e.msg, gnames[i]) && strstr(e.msg, "non-finite"), "%s: %s", gnames[i], rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, gnames[i]) && strstr(e.msg, "non-finite"), "%s: %s", gnames[i], rc ? e.msg : "loaded");
         if (rc == 0) br_model_free(&m);
     }
     copy_to(asset("models/stories3m-f32.gguf"), g);
@@ -653,7 +653,7 @@ void test_loader_rejects_nan_adapter(void) {
         patch_float(st, names[i], 7, i ? INFINITY : NAN, 0);
         br_adapter a;
         int rc = br_adapter_load(&a, "kjv", dir, &m, &e);
-        CHECKF(rc == -1 && strstr(e.msg, names[i]) && strstr(e.msg, "non-finite"), "%s: %s", names[i], rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, names[i]) && strstr(e.msg, "non-finite"), "%s: %s", names[i], rc ? e.msg : "loaded");
         if (rc == 0) br_adapter_free(&a);
     }
     br_model_free(&m);
@@ -695,7 +695,7 @@ void test_lora_config_numbers_checked(void) {
         put_text(join(dir, "adapter_config.json"), cases[i].cfg);
         br_adapter a;
         int rc = br_adapter_load(&a, "x", dir, &m, &e);
-        CHECKF(rc == -1 && strstr(e.msg, "adapter_config.json") && strstr(e.msg, cases[i].expect), "%s: %s", cases[i].cfg, rc ? e.msg : "loaded");
+        HCHECKF(rc == -1 && strstr(e.msg, "adapter_config.json") && strstr(e.msg, cases[i].expect), "%s: %s", cases[i].cfg, rc ? e.msg : "loaded");
         if (rc == 0) br_adapter_free(&a);
     }
     put_text(join(dir, "adapter_config.json"), "{\"r\": 16, \"lora_alpha\": 32}");

@@ -186,7 +186,8 @@ void test_rtl_bad_config(void) {
         {"{\"register_bits\": 16}", "register_bits"},
         {"{\"register_bits\": 0}", "register_bits"},
         {"{\"macro_cols\": 0}", "macro_cols"},
-        {"{\"comparator_hi\": 0.2498}", "resolution"},
+        {"{\"comparator_lo\": 0.2499}", "resolution"},
+        {"{\"comparator_hi\": 0.2498}", "cannot tell the weights apart"},
         {"{\"macro_cols\": 8192, \"trimla_columns\": 8}", "at most 4096"},
     };
     char cmd[2048], out[4096], err[4096];

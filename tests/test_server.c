@@ -143,9 +143,9 @@ void test_forward_slots_match_single(void) {
     CHECK(memcmp(alone, alone + (size_t)(steps + 1) * V, (size_t)V * sizeof(float)) != 0);
     /* bad steps are refused, not run */
     int bad_slot = 3, p0 = 0, t0 = 1, w0 = 0;
-    CHECK(br_session_forward_multi(&g.s, &t0, &bad_slot, &p0, 1, &w0, 1, lg, &e) == -1 && strstr(e.msg, "slot"));
+    HCHECK(br_session_forward_multi(&g.s, &t0, &bad_slot, &p0, 1, &w0, 1, lg, &e) == -1 && strstr(e.msg, "slot"));
     int bad_pos = 256, s0 = 0;
-    CHECK(br_session_forward_multi(&g.s, &t0, &s0, &bad_pos, 1, &w0, 1, lg, &e) == -1 && strstr(e.msg, "position"));
+    HCHECK(br_session_forward_multi(&g.s, &t0, &s0, &bad_pos, 1, &w0, 1, lg, &e) == -1 && strstr(e.msg, "position"));
     g.s.slot_hook_ctx = NULL;
     free(lg);
     free(alone);
@@ -228,7 +228,7 @@ void test_server_request_validation(void) {
         br_gen_request r;
         br_api_error err;
         const int rc = parse_req(&g, bad[i].body, BR_ROUTE_COMPLETIONS, &r, &err);
-        CHECKF(rc == -1 && err.status == bad[i].status && strstr(err.msg, bad[i].msg), "%s -> %d %s", bad[i].body, rc ? err.status : 200, rc ? err.msg : "");
+        HCHECKF(rc == -1 && err.status == bad[i].status && strstr(err.msg, bad[i].msg), "%s -> %d %s", bad[i].body, rc ? err.status : 200, rc ? err.msg : "");
     }
     /* limits: prompt length, context, body size, nesting */
     br_strbuf big = {0};
@@ -237,25 +237,25 @@ void test_server_request_validation(void) {
     br_sb_puts(&big, "\"}");
     br_gen_request r;
     br_api_error err;
-    CHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 400 && strstr(err.msg, "at most 64"));
+    HCHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 400 && strstr(err.msg, "at most 64"));
     big.len = 0;
     br_sb_puts(&big, "{\"max_tokens\": 100, \"prompt\": [1");
     for (int i = 1; i < 40; i++) br_sb_puts(&big, ", 100");
     br_sb_puts(&big, "]}");
-    CHECKF(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && strstr(err.msg, "exceed the context of 128"), "%s", err.msg);
+    HCHECKF(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && strstr(err.msg, "exceed the context of 128"), "%s", err.msg);
     big.len = 0;
     for (int i = 0; i < 5000; i++) br_sb_puts(&big, "x");
-    CHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 413);
+    HCHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 413);
     big.len = 0;
     br_sb_puts(&big, "{\"prompt\": ");
     for (int i = 0; i < 1000; i++) br_sb_puts(&big, "[");
-    CHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 400 && strstr(err.msg, "nesting too deep"));
+    HCHECK(parse_req(&g, big.data, BR_ROUTE_COMPLETIONS, &r, &err) == -1 && err.status == 400 && strstr(err.msg, "nesting too deep"));
     br_sb_free(&big);
     /* chat */
-    CHECK(parse_req(&g, "{\"messages\": []}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "1 to 256 messages"));
-    CHECK(parse_req(&g, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "system, user or assistant"));
-    CHECK(parse_req(&g, "{\"messages\": [{\"role\": \"user\"}]}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "needs 'role' and 'content'"));
-    CHECK(parse_req(&g, "{\"prompt\": \"x\", \"messages\": []}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "unknown field 'prompt'"));
+    HCHECK(parse_req(&g, "{\"messages\": []}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "1 to 256 messages"));
+    HCHECK(parse_req(&g, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "system, user or assistant"));
+    HCHECK(parse_req(&g, "{\"messages\": [{\"role\": \"user\"}]}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "needs 'role' and 'content'"));
+    HCHECK(parse_req(&g, "{\"prompt\": \"x\", \"messages\": []}", BR_ROUTE_CHAT, &r, &err) == -1 && strstr(err.msg, "unknown field 'prompt'"));
     /* a good one: every field lands where it should */
     const char *good = "{\"model\": \"m\", \"prompt\": \"Once upon a time\", \"max_tokens\": 9, \"temperature\": 0.5, \"top_p\": 0.8, \"seed\": 3,"
                        " \"stop\": [\"x\", \"yz\"], \"logprobs\": 2, \"echo\": true, \"lora\": [{\"id\": \"brown\", \"scale\": 0.5}, {\"id\": 0}]}";
@@ -375,7 +375,7 @@ void test_server_sched_batched_equals_alone(void) {
     r = make_req(&g, prompts[1], 4, 0, 0);
     CHECK(br_sched_submit(sc, &r, &b, &err) == 0);
     r = make_req(&g, prompts[2], 4, 0, 0);
-    CHECK(br_sched_submit(sc, &r, &c, &err) == -1 && err.status == 503 && strstr(err.msg, "queue"));
+    HCHECK(br_sched_submit(sc, &r, &c, &err) == -1 && err.status == 503 && strstr(err.msg, "queue"));
     br_job_cancel(sc, a);
     wait_done(sc, a);
     wait_done(sc, b);
@@ -385,7 +385,7 @@ void test_server_sched_batched_equals_alone(void) {
     br_job_release(sc, b);
     CHECK(br_sched_drain(sc, 5) == 1);
     r = make_req(&g, prompts[2], 4, 0, 0);
-    CHECK(br_sched_submit(sc, &r, &c, &err) == -1 && err.status == 503 && strstr(err.msg, "shutting down"));
+    HCHECK(br_sched_submit(sc, &r, &c, &err) == -1 && err.status == 503 && strstr(err.msg, "shutting down"));
     br_sched_destroy(sc);
     for (int k = 0; k < 4; k++) free(ref[k]);
     engine_close(&g);
@@ -775,7 +775,7 @@ void test_server_http_routes(void) {
     CHECKF(st == 200 && strcmp(t, ref_kjv) == 0, "'%s'", t);
     free(r), free(t);
     r = curl_post(port, "/lora-adapters", "[{\"id\": \"nope\", \"scale\": 1}]", &st);
-    CHECK(st == 400 && strstr(r, "unknown adapter"));
+    HCHECK(st == 400 && strstr(r, "unknown adapter"));
     free(r);
     r = curl_post(port, "/lora-adapters", "[]", &st);
     free(r);
@@ -787,9 +787,9 @@ void test_server_http_routes(void) {
     CHECK(http(port, "GET", "/metrics", NULL, NULL, buf, 1 << 16) == 200);
     CHECKF(strstr(buf, "bitrom_requests_finished_total 9\n") && strstr(buf, "bitrom_queue_length 0\n") && strstr(buf, "bitrom_adapter_switches_total"), "%s", buf);
     CHECKF(strstr(buf, "bitrom_generated_tokens_total 176\n"), "%s", buf); /* 24 x 6 + 16 x 2 + 0 */
-    CHECK(http(port, "GET", "/nope", NULL, NULL, buf, 1 << 16) == 404 && strstr(buf, "\"error\""));
-    CHECK(http(port, "PUT", "/v1/completions", NULL, "{}", buf, 1 << 16) == 405);
-    CHECK(http(port, "POST", "/v1/completions", NULL, "{\"prompt\": \"x\", \"max_tokens\": 513}", buf, 1 << 16) == 400 && strstr(buf, "'max_tokens' must be between 0 and 512"));
+    HCHECK(http(port, "GET", "/nope", NULL, NULL, buf, 1 << 16) == 404 && strstr(buf, "\"error\""));
+    HCHECK(http(port, "PUT", "/v1/completions", NULL, "{}", buf, 1 << 16) == 405);
+    HCHECK(http(port, "POST", "/v1/completions", NULL, "{\"prompt\": \"x\", \"max_tokens\": 513}", buf, 1 << 16) == 400 && strstr(buf, "'max_tokens' must be between 0 and 512"));
     free(buf);
     CHECK(server_stop(&sp) == 0);
     free(ref_base), free(ref_kjv), free(ref_chat);
@@ -814,16 +814,16 @@ void test_server_hostile(void) {
     const char *auth = "Authorization: Bearer sekrit\r\n";
     char *buf = malloc(1 << 16);
     CHECK(http(port, "GET", "/health", NULL, NULL, buf, 1 << 16) == 200); /* /health needs no key */
-    CHECK(http(port, "GET", "/v1/models", NULL, NULL, buf, 1 << 16) == 401 && strstr(buf, "authentication_error"));
-    CHECK(http(port, "GET", "/v1/models", "Authorization: Bearer sekrix\r\n", NULL, buf, 1 << 16) == 401);
-    CHECK(http(port, "GET", "/v1/models", "Authorization: Bearer sekrit2\r\n", NULL, buf, 1 << 16) == 401);
+    HCHECK(http(port, "GET", "/v1/models", NULL, NULL, buf, 1 << 16) == 401 && strstr(buf, "authentication_error"));
+    HCHECK(http(port, "GET", "/v1/models", "Authorization: Bearer sekrix\r\n", NULL, buf, 1 << 16) == 401);
+    HCHECK(http(port, "GET", "/v1/models", "Authorization: Bearer sekrit2\r\n", NULL, buf, 1 << 16) == 401);
     CHECK(http(port, "GET", "/v1/models", auth, NULL, buf, 1 << 16) == 200);
     /* 100 MB announced: refused before the body is read */
     double t0 = (double)time(NULL);
     int fd = tcp_connect(port, 10);
     const char *big = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\nContent-Length: 104857600\r\n\r\n{\"prompt\": \"";
     send_all(fd, big, strlen(big));
-    CHECK(reply_within(fd, 10, buf, 1 << 16) == 413 && strstr(buf, "at most 65536"));
+    HCHECK(reply_within(fd, 10, buf, 1 << 16) == 413 && strstr(buf, "at most 65536"));
     close(fd);
     /* 100 MB chunked: the connection is closed long before it is all sent */
     fd = tcp_connect(port, 10);
@@ -847,7 +847,7 @@ void test_server_hostile(void) {
     fd = tcp_connect(port, 10);
     send_all(fd, trunc, strlen(trunc));
     const int st_trunc = reply_within(fd, 8, buf, 1 << 16);
-    CHECKF(st_trunc == 0 || (st_trunc >= 400 && st_trunc < 500), "a stalled body got %d", st_trunc);
+    HCHECKF(st_trunc == 0 || (st_trunc >= 400 && st_trunc < 500), "a stalled body got %d", st_trunc);
     close(fd);
     /* slowloris: headers a byte at a time; meanwhile others are served; a stalled header is closed */
     int slow = tcp_connect(port, 10), stalled = tcp_connect(port, 10);
@@ -869,21 +869,21 @@ void test_server_hostile(void) {
     fd = tcp_connect(port, 10);
     send_all(fd, hb.data, hb.len);
     const int st_big = reply_within(fd, 10, buf, 1 << 16);
-    CHECKF(st_big == 0 || (st_big >= 400 && st_big < 500), "100 KB of headers got %d", st_big);
+    HCHECKF(st_big == 0 || (st_big >= 400 && st_big < 500), "100 KB of headers got %d", st_big);
     close(fd);
     br_sb_free(&hb);
     /* bodies: deep nesting, NaN, infinity, invalid UTF-8, wrong types */
     br_strbuf deep = {0};
     br_sb_puts(&deep, "{\"prompt\": ");
     for (int i = 0; i < 20000; i++) br_sb_puts(&deep, "[");
-    CHECK(http(port, "POST", "/v1/completions", auth, deep.data, buf, 1 << 16) == 400 && strstr(buf, "nesting too deep"));
+    HCHECK(http(port, "POST", "/v1/completions", auth, deep.data, buf, 1 << 16) == 400 && strstr(buf, "nesting too deep"));
     br_sb_free(&deep);
-    CHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"temperature\": NaN}", buf, 1 << 16) == 400);
-    CHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"top_p\": -Infinity}", buf, 1 << 16) == 400);
-    CHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"temperature\": 1e400}", buf, 1 << 16) == 400 && strstr(buf, "finite"));
-    CHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"\xC3\x28\"}", buf, 1 << 16) == 400 && strstr(buf, "UTF-8"));
-    CHECK(http(port, "POST", "/v1/chat/completions", auth, "{\"messages\": \"hi\"}", buf, 1 << 16) == 400);
-    CHECK(http(port, "POST", "/v1/completions", auth, "", buf, 1 << 16) == 400);
+    HCHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"temperature\": NaN}", buf, 1 << 16) == 400);
+    HCHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"top_p\": -Infinity}", buf, 1 << 16) == 400);
+    HCHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"x\", \"temperature\": 1e400}", buf, 1 << 16) == 400 && strstr(buf, "finite"));
+    HCHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"\xC3\x28\"}", buf, 1 << 16) == 400 && strstr(buf, "UTF-8"));
+    HCHECK(http(port, "POST", "/v1/chat/completions", auth, "{\"messages\": \"hi\"}", buf, 1 << 16) == 400);
+    HCHECK(http(port, "POST", "/v1/completions", auth, "", buf, 1 << 16) == 400);
     /* and it still answers */
     CHECK(http(port, "POST", "/v1/completions", auth, "{\"prompt\": \"Once upon a time\", \"max_tokens\": 4}", buf, 1 << 16) == 200);
     CHECK(server_stop(&sp) == 0);

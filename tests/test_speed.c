@@ -5,6 +5,7 @@
 #include "kernels/head.h"
 #include "model/model.h"
 #include "test.h"
+#include "util/half.h"
 #include "util/json.h"
 
 void test_gen_bench_compare(void) {
@@ -44,7 +45,7 @@ void test_gen_bench_compare(void) {
     br_json_free(&j);
     /* the compact heads against f32 on the real model */
     const char *f = tmp_path("h_f32.f32"), *q = tmp_path("h_q8.f32");
-    snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s && %s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s --head q8 && %s compare -m %s -f %s -o %s",
+    snprintf(cmd, sizeof cmd, "%s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s && %s logits -m %s --tokens \"1 403 407 261 378 432 383 286\" -o %s --head q8 && %s compare -m %s -f %s --with %s",
              bitrom_bin(), asset("models/stories3m"), f, bitrom_bin(), asset("models/stories3m"), q, bitrom_bin(), asset("models/stories3m"), f, q);
     CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
     const char *kl = strstr(out, "mean KL(reference || other): ");
@@ -97,4 +98,66 @@ void test_head_formats(void) {
     }
     br_pool_destroy(pool);
     free(w);
+}
+
+/* Issue 19: the float heads. bf16 and f16 heads holding values that are exact in their format give
+ * the f32 head's logits bit for bit on every kernel version (the default head of a bf16 checkpoint
+ * loses nothing); each vector version agrees with the scalar reference up to summation order; a
+ * batch of tokens gives each token's single-token result bit for bit; threads change nothing. */
+void test_head_float_formats(void) {
+    const int rows = 45, col_cases[4] = {256, 100, 37, 1024}; /* body only, body + tail, tail only (AVX-512), long */
+    float *w = malloc(sizeof(float) * rows * 1024), *x = malloc(sizeof(float) * 3 * 1024);
+    float *ref = malloc(sizeof(float) * 3 * rows), *got = malloc(sizeof(float) * 3 * rows), *one = malloc(sizeof(float) * rows);
+    REQUIRE(w && x && ref && got && one);
+    br_pool *pool = br_pool_create(2);
+    for (int cc = 0; cc < 4; cc++) {
+        const int cols = col_cases[cc];
+        for (int fmt = 0; fmt < 2; fmt++) {
+            const br_head_kind kind = fmt == 0 ? BR_HEAD_BF16 : BR_HEAD_F16;
+            unsigned s = 7 + (unsigned)cc;
+            for (int i = 0; i < rows * cols; i++) { /* values the format holds exactly */
+                const float v = (float)((int)((s = s * 1103515245 + 12345) >> 16 & 2047) - 1024) / 256.0f;
+                w[i] = kind == BR_HEAD_BF16 ? br_bf16_to_f32(br_f32_to_bf16(v)) : br_f16_to_f32(br_f32_to_f16(v));
+            }
+            for (int i = 0; i < 3 * cols; i++) x[i] = (float)((int)((s = s * 1103515245 + 12345) >> 16 & 1023) - 512) / 300.0f;
+            br_head hf, h16;
+            br_head_init(&hf, w, rows, cols, BR_HEAD_F32, NULL);
+            br_head_init(&h16, w, rows, cols, kind, pool);
+            CHECK(br_head_bytes(&h16) == (size_t)rows * cols * 2);
+            hf.isa = BR_ISA_SCALAR;
+            br_head_matmul(&hf, x, 3, ref, rows, NULL);
+            for (br_isa isa = BR_ISA_SCALAR; isa <= BR_ISA_AVX512; isa++) {
+                if (!br_cpu_has_isa(isa)) continue;
+                hf.isa = h16.isa = isa;
+                float *f32out = malloc(sizeof(float) * 3 * rows);
+                REQUIRE(f32out != NULL);
+                br_head_matmul(&hf, x, 3, f32out, rows, pool);
+                br_head_matmul(&h16, x, 3, got, rows, pool);
+                CHECKF(memcmp(f32out, got, sizeof(float) * 3 * rows) == 0, "%s cols %d isa %s: not the f32 head's bits", br_head_kind_name(kind), cols,
+                       br_isa_name(isa));
+                double dev = 0; /* against the size of the sum's terms: the rounding of a reordered sum */
+                for (int t = 0; t < 3; t++)
+                    for (int r = 0; r < rows; r++) {
+                        double mag = 0;
+                        for (int c = 0; c < cols; c++) mag += fabs((double)w[(size_t)r * cols + c] * x[(size_t)t * cols + c]);
+                        dev = fmax(dev, fabs(got[t * rows + r] - ref[t * rows + r]) / mag);
+                    }
+                CHECKF(dev < 1e-5, "%s cols %d isa %s: differs from the scalar reference by %g", br_head_kind_name(kind), cols, br_isa_name(isa), dev);
+                for (int t = 0; t < 3; t++) { /* each token alone, one thread */
+                    br_head_matmul(&h16, x + (size_t)t * cols, 1, one, rows, NULL);
+                    CHECKF(memcmp(one, got + (size_t)t * rows, sizeof(float) * rows) == 0, "%s cols %d isa %s: batch row %d differs", br_head_kind_name(kind),
+                           cols, br_isa_name(isa), t);
+                }
+                free(f32out);
+            }
+            br_head_free(&hf);
+            br_head_free(&h16);
+        }
+    }
+    br_pool_destroy(pool);
+    free(w);
+    free(x);
+    free(ref);
+    free(got);
+    free(one);
 }

@@ -86,7 +86,15 @@ int br_hwconfig_validate(const br_hwconfig *c, br_error *err) {
     if (c->vector_lanes < 1) return br_fail(err, "vector_lanes must be >= 1");
     if (!(c->max_die_mm2 >= 1 && c->max_die_mm2 <= 1e6)) return br_fail(err, "max_die_mm2 must be in 1..1e6");
     if (c->lora_rank < 0 || c->lora_bits < 2 || c->lora_bits > 16) return br_fail(err, "lora_rank >= 0 and lora_bits in 2..16");
-    /* the readout must decode each value to itself */
+    /* the readout must decode each value to itself: a level the comparators put on the wrong side
+     * would make every product silently wrong (the same decision as br_rom_decide in array.c) */
+    for (int w = -1; w <= 1; w++) {
+        const double level = c->line_level[c->line_of_value[w + 1] - 1];
+        const int read = level > c->comparator_hi ? 0 : level > c->comparator_lo ? 1 : -1;
+        if (read != w)
+            return br_fail(err, "the readout cannot tell the weights apart: weight %+d on M%d (line_level %.4g VDD) reads as %+d with comparators at %.4g and %.4g VDD",
+                           w, c->line_of_value[w + 1], level, read, c->comparator_lo, c->comparator_hi);
+    }
     return 0;
 }
 

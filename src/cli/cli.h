@@ -7,8 +7,12 @@
 #include "model/forward.h"
 #include "model/model.h"
 
+#include <stdio.h>
+
+#define CLI_MAX_GIVEN 64
+
 typedef struct cli_opts {
-    const char *model, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *layout, *act, *calib, *tech, *head;
+    const char *model, *other, *prompt, *file, *out, *tokens, *tokenizer, *backend, *hw, *stats, *html, *sweep, *preset, *type, *kernel, *layout, *act, *calib, *tech, *head;
     const char *lora[8];
     int n_lora;
     int n_predict, threads, ctx, chunks, per_line, no_bos, seed_set, chat;
@@ -21,10 +25,19 @@ typedef struct cli_opts {
     /* bitrom server: 0 (or NULL) means the default */
     const char *host, *api_key;
     int port, port_set, parallel, max_body, max_prompt, max_tokens, max_conn, queue, timeout, drain;
+    const char *given[CLI_MAX_GIVEN]; /* long names of the options given */
 } cli_opts;
 
-/* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */
-int cli_parse(int argc, char **argv, int first, cli_opts *o);
+/* Parses argv[first..] for `command`, which takes the options whose long names are listed in
+ * `accepted` (space-separated); returns -1 (after printing a one-line error) on an unknown option,
+ * one the command does not take, a malformed value or one outside the option's range. */
+int cli_parse(int argc, char **argv, int first, const char *command, const char *accepted, cli_opts *o);
+/* Whether the option (long name) was on the command line. */
+int cli_given(const cli_opts *o, const char *longname);
+/* The help lines of the options in `accepted`, from the same table. */
+void cli_print_options(FILE *fp, const char *accepted);
+/* -1 with the name in bad if `accepted` names an option the table lacks. */
+int cli_check_accepted(const char *accepted, char *bad, size_t n);
 
 /* A loaded model with its pool, backend and session, built from the options. */
 typedef struct cli_engine {

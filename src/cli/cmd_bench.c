@@ -34,8 +34,8 @@ int cmd_bench(const cli_opts *o) {
         }
         P = (int)v;
     }
-    const int N = o->n_predict > 0 && o->n_predict != 128 ? o->n_predict : 64;
-    const int reps = o->chunks > 0 ? o->chunks : 3;
+    const int N = cli_given(o, "--n-predict") ? o->n_predict : 64;
+    const int reps = cli_given(o, "--chunks") ? o->chunks : 3;
     double t0 = br_now_seconds();
     cli_engine e;
     if (cli_engine_open(&e, o, P + N + 8)) return 1;
@@ -124,9 +124,19 @@ int cmd_bench(const cli_opts *o) {
     return rc;
 }
 
+/* Index of the first float of the buffer that is NaN or infinite, or -1. */
+static long non_finite_at(const char *buf, size_t bytes) {
+    for (size_t i = 0; i < bytes / 4; i++) {
+        float v;
+        memcpy(&v, buf + 4 * i, 4);
+        if (!isfinite(v)) return (long)i;
+    }
+    return -1;
+}
+
 int cmd_compare(const cli_opts *o) {
-    if (!o->file || !o->out || !o->model) {
-        cli_error("compare needs -m MODEL (for the vocabulary size) -f REFERENCE.f32 -o OTHER.f32");
+    if (!o->file || !o->other || !o->model) {
+        cli_error("compare needs -m MODEL (for the vocabulary size) -f REFERENCE.f32 --with OTHER.f32");
         return 2;
     }
     br_config cfg;
@@ -142,13 +152,20 @@ int cmd_compare(const cli_opts *o) {
     br_model_free(&m);
     char *a, *b;
     size_t la, lb;
-    if (br_read_file(o->file, 1u << 31, &a, &la, &err) || br_read_file(o->out, 1u << 31, &b, &lb, &err)) {
+    if (br_read_file(o->file, 1u << 31, &a, &la, &err) || br_read_file(o->other, 1u << 31, &b, &lb, &err)) {
         cli_error(err.msg);
         return 1;
     }
     int rc = 0;
     if (la != lb || la % ((size_t)vocab * 4) != 0 || la == 0) {
         cli_error(la == 0 ? "compare: the logits files are empty" : "the two files differ in size or are not [n, vocab] float32");
+        rc = 1;
+    } else if (non_finite_at(a, la) >= 0 || non_finite_at(b, lb) >= 0) {
+        const int in_a = non_finite_at(a, la) >= 0;
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s: float %ld is not finite (NaN or infinity): no divergence can be computed", in_a ? o->file : o->other,
+                 in_a ? non_finite_at(a, la) : non_finite_at(b, lb));
+        cli_error(msg);
         rc = 1;
     } else {
         const float *p = (const float *)(void *)a, *q = (const float *)(void *)b;

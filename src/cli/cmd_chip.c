@@ -270,6 +270,10 @@ static int apply_param(br_cost_inputs *in, const char *param, const char *value)
 }
 
 int cmd_chip(const cli_opts *o) {
+    if (o->json_flag && o->csv_flag) {
+        cli_error("chip: choose one of --json and --csv");
+        return 2;
+    }
     if (!o->model) {
         cli_error("chip needs -m MODEL_DIR or -m preset:NAME");
         return 2;

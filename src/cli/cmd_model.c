@@ -38,10 +38,6 @@ int cmd_run(const cli_opts *o) {
         cli_error("no prompt given (-p TEXT)");
         return 2;
     }
-    if (o->n_predict < 0) {
-        cli_error("-n must be >= 0");
-        return 2;
-    }
     cli_engine e;
     if (cli_engine_open(&e, o, 0)) return 1;
     if (need_tokenizer(&e)) {
@@ -58,24 +54,28 @@ int cmd_run(const cli_opts *o) {
         free(text);
     } else {
         br_tokenizer_encode(&e.model.tok, o->prompt, strlen(o->prompt), e.model.tok.add_bos, &ids, &n);
-        fputs(o->prompt, stdout); /* echo the prompt; the continuation follows */
     }
-    if (n == 0) {
-        cli_error("the prompt tokenizes to nothing");
+    /* checked before anything is printed: a refused prompt must not be echoed as if it ran */
+    if (n == 0 || n > e.session.max_seq) {
+        char msg[160];
+        if (n == 0) snprintf(msg, sizeof msg, "the prompt tokenizes to nothing");
+        else snprintf(msg, sizeof msg, "the prompt is %d tokens, longer than the model's context of %d", n, e.session.max_seq);
+        cli_error(msg);
         free(ids);
         cli_engine_close(&e);
         return 2;
     }
+    if (!o->chat) fputs(o->prompt, stdout); /* echo the prompt; the continuation follows */
+    if (o->n_predict > e.session.max_seq - n + 1) /* the last token sampled needs no room in the cache */
+        fprintf(stderr, "bitrom: note: the context holds %d tokens: generation stops after %d of the %d asked\n", e.session.max_seq,
+                e.session.max_seq - n + 1, o->n_predict);
     br_sampler smp;
     br_sampler_init(&smp, e.model.cfg.vocab_size, o->temp, o->top_p, o->seed_set ? o->seed : 42);
     stream_ctx sc = {&e.model.tok, ids[n - 1]};
     br_gen_stats st;
     br_error err;
     int rc = 0;
-    if (n > e.session.max_seq) {
-        cli_error("prompt longer than the model's context");
-        rc = 1;
-    } else if (br_generate(&e.session, &smp, ids, n, o->n_predict, stream_token, &sc, &st, &err)) {
+    if (br_generate(&e.session, &smp, ids, n, o->n_predict, stream_token, &sc, &st, &err)) {
         cli_error(err.msg);
         rc = 1;
     }

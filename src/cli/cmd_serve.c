@@ -10,14 +10,44 @@
 #include "model/lora.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "util/strbuf.h"
 
 #define MAX_LINE (1u << 20)
 
+/* A JSON string on stdout that is valid UTF-8 whatever the bytes (a model can emit half a
+ * character; a file name can be anything): invalid bytes become U+FFFD. */
+static void put_string(const char *s) {
+    br_strbuf b = {0};
+    br_sb_json_string(&b, s, strlen(s));
+    fwrite(b.data, 1, b.len, stdout);
+    br_sb_free(&b);
+}
+
 static void reply_error(const char *msg) {
     printf("{\"error\": ");
-    br_json_write_string(stdout, msg);
+    put_string(msg);
     printf("}\n");
     fflush(stdout);
+}
+
+/* The fields a request may have: a typo ("promt") must be an error, not a silent no-op. */
+static const char *const request_fields[] = {"adapter", "prompt", "n", "temp", "seed", "ppl", "per_line", "ctx", "chunks", NULL};
+
+static int check_request_fields(const br_json *req, char *msg, size_t n) {
+    for (size_t i = 0; i < req->count; i++) {
+        int ok = 0;
+        for (const char *const *f = request_fields; *f; f++) ok |= strcmp(req->keys[i], *f) == 0;
+        if (!ok) {
+            snprintf(msg, n, "unknown field '%.64s' (fields: adapter, prompt, n, temp, seed, ppl, per_line, ctx, chunks)", req->keys[i]);
+            return -1;
+        }
+        const br_json *v = &req->items[i];
+        if (v->type == BR_JSON_STRING && strlen(v->string) != v->string_len) {
+            snprintf(msg, n, "field '%.64s' contains a NUL character (\\u0000)", req->keys[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 typedef struct text_acc {
@@ -66,6 +96,11 @@ static void handle(cli_engine *e, const br_json *req) {
     br_adapter_set *set = e->lora;
     const char *adapter = NULL, *prompt = NULL, *ppl_file = NULL;
     int per_line = 0;
+    char fmsg[256];
+    if (check_request_fields(req, fmsg, sizeof fmsg)) {
+        reply_error(fmsg);
+        return;
+    }
     if (br_json_get_string(req, "adapter", &adapter) < 0 || br_json_get_string(req, "prompt", &prompt) < 0 ||
         br_json_get_string(req, "ppl", &ppl_file) < 0 || br_json_get_bool(req, "per_line", &per_line) < 0) {
         reply_error("bad request: a field has the wrong type");
@@ -108,9 +143,9 @@ static void handle(cli_engine *e, const br_json *req) {
             reply_error(err.msg);
         } else {
             printf("{\"adapter\": ");
-            br_json_write_string(stdout, active);
+            put_string(active);
             printf(", \"switch_us\": %.3f, \"text\": ", switch_us);
-            br_json_write_string(stdout, acc.buf ? acc.buf : "");
+            put_string(acc.buf ? acc.buf : "");
             printf(", \"tokens\": %d, \"tokens_per_s\": %.2f}\n", st.n_generated, st.gen_seconds > 0 ? st.n_generated / st.gen_seconds : 0.0);
         }
         free(acc.buf);
@@ -130,17 +165,34 @@ static void handle(cli_engine *e, const br_json *req) {
             reply_error(err.msg);
         } else {
             printf("{\"adapter\": ");
-            br_json_write_string(stdout, active);
+            put_string(active);
             printf(", \"switch_us\": %.3f, \"file\": ", switch_us);
-            br_json_write_string(stdout, ppl_file);
+            put_string(ppl_file);
             printf(", \"perplexity\": %.6f, \"predictions\": %ld, \"seconds\": %.3f}\n", br_ppl_value(&r), r.n_predictions, br_now_seconds() - t1);
         }
     } else {
         printf("{\"adapter\": ");
-        br_json_write_string(stdout, active);
+        put_string(active);
         printf(", \"switch_us\": %.3f}\n", switch_us);
     }
     fflush(stdout);
+}
+
+/* Reads one line (newline included) of at most MAX_LINE bytes into line (NUL-terminated, *len
+ * bytes). Returns 1 for a line, 0 at the end of input, -1 for a longer line, which is consumed to
+ * its end so that its tail is never read as a request of its own. */
+static int read_request_line(FILE *fp, char *line, size_t *len) {
+    size_t n = 0;
+    int c, too_long = 0;
+    while ((c = getc(fp)) != EOF) {
+        if (n < MAX_LINE) line[n++] = (char)c;
+        else too_long = 1;
+        if (c == '\n') break;
+    }
+    line[n] = 0;
+    *len = n;
+    if (too_long) return -1;
+    return n > 0 ? 1 : 0;
 }
 
 int cmd_serve(const cli_opts *o) {
@@ -153,11 +205,20 @@ int cmd_serve(const cli_opts *o) {
     }
     if (e.lora) ((br_adapter_set *)e.lora)->active = -1; /* start on the base model */
     fprintf(stderr, "bitrom serve: ready (%d adapter(s)); one JSON request per line on stdin\n", e.lora ? ((br_adapter_set *)e.lora)->n : 0);
-    char *line = br_malloc(MAX_LINE);
-    while (fgets(line, MAX_LINE, stdin)) {
-        size_t len = strlen(line);
+    char *line = br_malloc(MAX_LINE + 1);
+    size_t len;
+    int more;
+    while ((more = read_request_line(stdin, line, &len)) != 0) {
+        if (more < 0) {
+            reply_error("request line longer than 1 MiB: refused whole");
+            continue;
+        }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) continue;
+        if (!br_utf8_valid(line, len)) {
+            reply_error("the request is not valid UTF-8");
+            continue;
+        }
         br_json req;
         br_error err;
         if (br_json_parse(line, len, &req, &err)) {

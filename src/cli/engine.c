@@ -29,12 +29,21 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
         cli_error("no model given (-m MODEL)");
         return -1;
     }
+    const char *be = o->backend ? o->backend : "cpu";
+    /* options that would be silently ignored are errors: the user meant something by them */
+    if (o->hw && strcmp(be, "cpu") == 0) {
+        cli_error("--hw describes the chip: it needs --backend chip or rtl");
+        return -1;
+    }
+    if ((cli_given(o, "--lora-bits") || cli_given(o, "--lora-act-bits")) && o->n_lora == 0) {
+        cli_error("--lora-bits and --lora-act-bits apply to adapters: give one with --lora");
+        return -1;
+    }
     if (br_model_load(&e->model, o->model, &err)) {
         cli_error(err.msg);
         return -1;
     }
     e->pool = br_pool_create(o->threads);
-    const char *be = o->backend ? o->backend : "cpu";
     if (strcmp(be, "cpu") == 0) {
         int ok;
         br_kernel_kind k = kernel_from_name(o->kernel, &ok);
@@ -103,13 +112,13 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
     }
     /* the CPU kernels read only their packed copy: the model's int8 weights can go (2 GB of a 2B model) */
     if (strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
-    br_head_kind head;
-    if (br_head_kind_from_name(o->head, &head)) {
-        cli_error("--head must be f32, q8, q6 or q4");
+    br_head_kind head = e->session.head.kind; /* auto: the checkpoint's own precision */
+    if (o->head && strcmp(o->head, "auto") != 0 && br_head_kind_from_name(o->head, &head)) {
+        cli_error("--head must be auto, f32, bf16, f16, q8, q6 or q4");
         cli_engine_close(e);
         return -1;
     }
-    if (head != BR_HEAD_F32) br_session_set_head(&e->session, head);
+    if (head != e->session.head.kind) br_session_set_head(&e->session, head);
     if (o->n_lora > 0) {
         br_adapter_set *set = br_malloc(sizeof *set);
         br_adapter_set_init(set);

@@ -9,87 +9,81 @@ typedef struct command {
     const char *name;
     int (*fn)(const cli_opts *o);
     const char *summary;
-    const char *usage;
+    const char *synopsis; /* the required options and the shape of the call */
+    const char *about;    /* what it does, beyond the option lines */
+    const char *options;  /* long names of the options it takes; their help comes from the one table */
 } command;
 
+/* Options of every command that loads a model to run it. */
+#define ENGINE_OPTS "--model --threads --backend --hw --stats --kernel --layout --head --lora --lora-bits --lora-act-bits --help"
+
 static const command commands[] = {
-    {"run", cmd_run, "generate text from a prompt",
-     "bitrom run -m MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--top-p P] [--seed S] [--backend cpu|chip|rtl] [--hw CONFIG.json]\n"
-     "           [--stats FILE] [--lora [NAME=]DIR] [--lora-bits B] [--lora-act-bits B]\n"
-     "  Streams the continuation of TEXT to stdout; prompt and generation speed go to stderr.\n"
-     "  --temp 0 is greedy. Defaults: -n 128, --temp 0.8, --top-p 0.9, -t = number of cores."},
-    {"logits", cmd_logits, "write the logits of a token sequence",
-     "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [--backend cpu|chip|rtl] [--hw CONFIG.json] [--stats FILE] [--lora DIR ...]\n"
-     "  Writes float32 logits [n_tokens, vocab], row-major, little-endian: one row per input position."},
-    {"ppl", cmd_ppl, "perplexity of a text file",
-     "bitrom ppl -m MODEL -f FILE [--ctx N] [--chunks K] [--per-line] [--backend cpu|chip|rtl] [--hw CONFIG.json] [--lora DIR ...]\n"
+    {"run", cmd_run, "generate text from a prompt", "bitrom run -m MODEL -p TEXT [options]",
+     "  Streams the continuation of TEXT to stdout; prompt and generation speed go to stderr.",
+     ENGINE_OPTS " --prompt --n-predict --temp --top-p --seed --chat"},
+    {"logits", cmd_logits, "write the logits of a token sequence", "bitrom logits -m MODEL --tokens \"1 2 3 ...\" -o FILE [options]",
+     "  Writes float32 logits [n_tokens, vocab], row-major, little-endian: one row per input position.", ENGINE_OPTS " --tokens --output"},
+    {"ppl", cmd_ppl, "perplexity of a text file", "bitrom ppl -m MODEL -f FILE (--ctx N | --per-line) [options]",
      "  --ctx N: the whole file tokenized as one text (no BOS), cut into N-token blocks, each scored on its\n"
      "  N-1 predictions; --chunks K stops after K blocks. --per-line: each non-empty line is its own\n"
-     "  sequence, BOS first. The last line printed is 'perplexity: X'.\n"
-     "Common: -t THREADS (default: cores); --backend chip runs every BitLinear on the simulated BitROM macros\n"
-     "  (--hw CONFIG.json overrides the hardware, --stats FILE writes the event counts as JSON);\n"
-     "  --lora [NAME=]DIR adds a LoRA adapter (PEFT dir or the authors' .safetensors); --lora-bits 2..8 or 1 (ternary)\n"
-     "  fake-quantizes it as the authors' QuantLoRALinear, --lora-act-bits (default 8 when quantized) its input."},
-    {"tokenize", cmd_tokenize, "print the token ids of a text",
-     "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
-     "  Prints the ids separated by single spaces on one line."},
-    {"convert", cmd_convert, "write a model as GGUF (llama.cpp / bitnet.cpp)",
-     "bitrom convert -m MODEL -o FILE.gguf|- [--type tq2_0|tq1_0|i2_s|iq2_bn|iq1_bn|f32] [--force]\n"
+     "  sequence, BOS first. The last line printed is 'perplexity: X'.",
+     ENGINE_OPTS " --file --ctx --chunks --per-line"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text", "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]",
+     "  Prints the ids separated by single spaces on one line.", "--model --tokenizer --prompt --file --no-bos --help"},
+    {"convert", cmd_convert, "write a model as GGUF (llama.cpp / bitnet.cpp)", "bitrom convert -m MODEL -o FILE.gguf|- [--type TYPE] [--force]",
      "  BitNet-format models become the `bitnet` (silu) or `bitnet-b1.58` (relu2) architecture with .scale tensors;\n"
      "  Falcon3-format models become `llama` with the scale in the blocks and q/k permuted as llama.cpp expects.\n"
      "  Exact scales are kept in bitrom.* metadata, so bitrom reads back the same integers and scales.\n"
-     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s; 64 for iq2_bn, iq1_bn) are written as F32 (said on stderr).\n"
-     "  An existing FILE is replaced only with --force."},
-    {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint",
-     "bitrom gen --preset NAME -o DIR | -o FILE.gguf [--type tq2_0|tq1_0|i2_s|iq2_bn|iq1_bn|f32] [--seed S] [--act silu|relu2] [--force]\n"
-     "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
+     "  Tensors whose rows are not a multiple of the block (256; 128 for i2_s; 64 for iq2_bn, iq1_bn) are written as F32 (said on stderr).",
+     "--model --output --type --force --help"},
+    {"gen", cmd_gen, "write a random full-size model in the shape of a public checkpoint", "bitrom gen --preset NAME -o DIR | -o FILE.gguf [options]",
      "  A directory gets the Hugging Face layout (config.json + model.safetensors), built next to DIR and renamed\n"
-     "  onto it whole; a .gguf name (or -, stdout) gets GGUF. An existing model is replaced only with --force."},
-    {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth",
-     "bitrom bench -m MODEL [-p 128] [-n 64] [-t THREADS] [--head f32|q8|q6|q4] [--kernel auto|avx512|avx2|scalar|reference] [--layout 2bit|base3] [--chunks REPS] [--json]\n"
-     "  Like llama-bench: pp = prompt processing of -p tokens, tg = decoding -n tokens one by one (median of REPS, default 3)."},
-    {"compare", cmd_compare, "compare two logits files (KL divergence, argmax agreement)",
-     "bitrom compare -m MODEL -f REFERENCE.f32 -o OTHER.f32"},
-    {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them",
-     "bitrom serve -m MODEL [--lora NAME=DIR ...] [--lora-bits B] [--backend cpu|chip|rtl]\n"
-     "  One request per line, e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"
+     "  onto it whole; a .gguf name (or -, stdout) gets GGUF.",
+     "--preset --output --type --seed --act --force --help"},
+    {"bench", cmd_bench, "prompt and decode speed, bytes streamed, and the machine's memory bandwidth", "bitrom bench -m MODEL [-p 128] [-n 64] [options]",
+     "  Like llama-bench: pp = prompt processing of -p tokens, tg = decoding -n tokens one by one (median of --chunks runs).",
+     ENGINE_OPTS " --prompt --n-predict --chunks --json"},
+    {"compare", cmd_compare, "compare two logits files (KL divergence, argmax agreement)", "bitrom compare -m MODEL -f REFERENCE.f32 --with OTHER.f32",
+     "  -m gives the vocabulary size. A NaN or infinity in either file is an error.", "--model --file --with --help"},
+    {"serve", cmd_serve, "answer JSON requests on stdin, switching LoRA adapters between them", "bitrom serve -m MODEL [--lora NAME=DIR ...] [options]",
+     "  One request per line (at most 1 MiB), e.g. {\"adapter\": \"kjv\", \"prompt\": \"And God said\", \"n\": 32, \"temp\": 0}\n"
      "  or {\"adapter\": \"none\", \"ppl\": \"FILE\", \"ctx\": 256, \"chunks\": 48} or {\"ppl\": \"FILE\", \"per_line\": true}.\n"
-     "  Each answer is one JSON line with the adapter used and the switch time in microseconds."},
+     "  Each answer is one JSON line with the adapter used and the switch time in microseconds.",
+     ENGINE_OPTS},
     {"server", cmd_server, "an OpenAI-compatible HTTP server: batched decoding, per-request adapters, the chip's bill",
-     "bitrom server -m MODEL [--host 127.0.0.1] [--port 8080] [--lora NAME=DIR ...] [-c CTX] [--parallel N] [--api-key KEY]\n"
-     "              [--max-body BYTES] [--max-prompt TOKENS] [--max-tokens N] [--max-conn N] [--queue N] [--timeout S] [--drain S]\n"
-     "              [--backend cpu|chip] [-t THREADS] [--head f32|q8|q6|q4]\n"
+     "bitrom server -m MODEL [--host 127.0.0.1] [--port 8080] [--lora NAME=DIR ...] [-c CTX] [--parallel N] [options]",
      "  Routes: POST /v1/completions, POST /v1/chat/completions (\"stream\": true for server-sent events), GET /v1/models,\n"
      "  GET /health, GET /metrics (Prometheus), GET|POST /lora-adapters ([{\"id\", \"scale\"}]); a request's \"lora\" field\n"
-     "  chooses its adapters (the others get scale 0). Up to --parallel sequences (default 4) decode together, each\n"
-     "  with its own KV cache of -c tokens (default 2048 or the model's). With --backend chip every answer's usage\n"
-     "  carries the chip's bill. Defaults: 127.0.0.1:8080 (--port 0 picks a free port, printed on stderr),\n"
-     "  --max-body 1048576, --max-prompt = -c, --max-tokens 512, --max-conn 64, --queue 64, --timeout 30,\n"
-     "  --drain 30 (seconds SIGTERM waits for requests in flight). --api-key: every route but /health needs\n"
-     "  'Authorization: Bearer KEY'."},
-    {"rom", cmd_rom, "compile a model to BitROM mask images",
-     "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]\n"
+     "  chooses its adapters (the others get scale 0). Up to --parallel sequences decode together, each with its own\n"
+     "  KV cache of -c tokens (default 2048 or the model's). With --backend chip every answer's usage carries the\n"
+     "  chip's bill.",
+     ENGINE_OPTS " --host --port --ctx --parallel --api-key --max-body --max-prompt --max-tokens --max-conn --queue --timeout --drain"},
+    {"rom", cmd_rom, "compile a model to BitROM mask images", "bitrom rom -m MODEL -o IMAGE [--hw CONFIG.json]",
      "  Maps every BitLinear onto ROM macros, writes the mask image (docs/rom-image.md), reads it back through\n"
-     "  the readout model and prints per-layer macros, utilization, zero fraction, +1/-1 balance, longest run."},
-    {"chip", cmd_chip, "area, energy, latency and DRAM traffic of a BitROM design point",
-     "bitrom chip -m MODEL_DIR|preset:NAME [--hw CONFIG.json] [--node NM] [--context L] [--on-die N] [--json | --csv] [-o FILE]\n"
-     "            [--html FILE] [--sweep PARAM=a,b,c] [--tech TECH.json] [--calib MODEL_DIR]\n"
+     "  the readout model and prints per-layer macros, utilization, zero fraction, +1/-1 balance, longest run.",
+     "--model --output --hw --help"},
+    {"chip", cmd_chip, "area, energy, latency and DRAM traffic of a BitROM design point", "bitrom chip -m MODEL_DIR|preset:NAME [options]",
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
-     "  --sweep varies one parameter (node, on_die, act_bits, retention, dram, context, or any hardware config key).\n"
-     "  The macro energy is calibrated to 20.8 TOPS/W on real weights: --calib (default models/stories3m)."},
-    {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)",
-     "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json]\n"
+     "  The macro energy is calibrated to 20.8 TOPS/W on real weights (--calib).",
+     "--model --hw --node --context --on-die --json --csv --output --html --sweep --tech --calib --help"},
+    {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)", "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json]",
      "  Writes synthesizable Verilog-2005 (docs/rtl.md) for the macro the config describes: rtl/*.v (array, readout,\n"
      "  TriMLAs, adder tree, global accumulator, controller), periphery.v and macro.v (the config as constants),\n"
      "  tb/bitrom_tb.v (iverilog testbench) and synth.ys (yosys, OSU 0.18 um). With -m, masks/macro_NNNN.hex holds\n"
      "  every macro's contacts ($readmemh, the mapping of `bitrom rom`) and manifest.json where each tile sits.\n"
      "  A config the RTL cannot build is an error before anything is written. --backend rtl (run, logits, ppl)\n"
-     "  runs every BitLinear through the Verilator-compiled RTL."},
-    {"paper", cmd_paper, "reproduce the paper's numbers (BITROM.md 5.3, Figs. 1a and 5b)",
-     "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]\n"
+     "  runs every BitLinear through the Verilator-compiled RTL.",
+     "--model --output --hw --help"},
+    {"paper", cmd_paper, "reproduce the paper's numbers (Figs. 1a and 5b, the headline claims)", "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]",
      "  Prints every acceptance row: the paper's value, ours, the relative difference, and what it rests on.\n"
-     "  Exits non-zero if a row is outside its tolerance."},
+     "  Exits non-zero if a row is outside its tolerance.",
+     "--json --tech --calib --output --help"},
 };
+
+static void print_help(const command *c) {
+    printf("usage: %s\n%s\n", c->synopsis, c->about);
+    cli_print_options(stdout, c->options);
+}
 
 static void usage_all(FILE *fp) {
     fprintf(fp, "bitrom: BitNet b1.58 inference and a model of the BitROM compute-in-ROM accelerator\n\n"
@@ -110,10 +104,15 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
+        char bad[64];
+        if (cli_check_accepted(commands[i].options, bad, sizeof bad)) {
+            fprintf(stderr, "bitrom: internal error: %s lists an unknown option '%s'\n", commands[i].name, bad);
+            return 70;
+        }
         cli_opts o;
-        if (cli_parse(argc, argv, 2, &o)) return 2; /* cli_parse printed the one-line error */
+        if (cli_parse(argc, argv, 2, commands[i].name, commands[i].options, &o)) return 2; /* cli_parse printed the one-line error */
         if (o.help) {
-            printf("usage: %s\n", commands[i].usage);
+            print_help(&commands[i]);
             return 0;
         }
         return commands[i].fn(&o);

@@ -1,4 +1,5 @@
 #include "kernels/head.h"
+#include "kernels/head_float.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +15,10 @@
 #endif
 
 int br_head_kind_from_name(const char *s, br_head_kind *out) {
-    if (!s || strcmp(s, "f32") == 0) *out = BR_HEAD_F32;
+    if (!s) return -1;
+    if (strcmp(s, "f32") == 0) *out = BR_HEAD_F32;
+    else if (strcmp(s, "bf16") == 0) *out = BR_HEAD_BF16;
+    else if (strcmp(s, "f16") == 0) *out = BR_HEAD_F16;
     else if (strcmp(s, "q8") == 0) *out = BR_HEAD_Q8;
     else if (strcmp(s, "q4") == 0) *out = BR_HEAD_Q4;
     else if (strcmp(s, "q6") == 0) *out = BR_HEAD_Q6;
@@ -22,7 +26,14 @@ int br_head_kind_from_name(const char *s, br_head_kind *out) {
     return 0;
 }
 
-const char *br_head_kind_name(br_head_kind k) { return k == BR_HEAD_F32 ? "f32" : k == BR_HEAD_Q8 ? "q8" : k == BR_HEAD_Q6 ? "q6" : "q4"; }
+const char *br_head_kind_name(br_head_kind k) {
+    static const char *const names[] = {"f32", "q8", "q4", "q6", "bf16", "f16"};
+    return names[k];
+}
+
+br_head_kind br_head_kind_exact(int dtype_bits16) { return dtype_bits16 == 1 ? BR_HEAD_BF16 : dtype_bits16 == 2 ? BR_HEAD_F16 : BR_HEAD_F32; }
+
+static int is_float_kind(br_head_kind k) { return k == BR_HEAD_F32 || k == BR_HEAD_BF16 || k == BR_HEAD_F16; }
 
 /* Layout: rows in groups of 16 (padded), blocks of 32 columns (padded to an even count). Within a
  * group and block, the codes of 4 consecutive columns of the 16 rows form one 64-byte vector (byte
@@ -147,6 +158,18 @@ static void quantize_worker(void *ctx, int ith, int nth) {
     quantize_head_rows(j->h, j->w, b, e);
 }
 
+static size_t w16_bytes(const br_head *h) { return (size_t)h->rows * h->cols * 2; }
+
+/* rows [b, e) rounded to nearest even (exact when the values came from this format) */
+static void convert16_worker(void *ctx, int ith, int nth) {
+    const quantize_job *j = ctx;
+    long b, e;
+    br_split_range(j->h->rows, ith, nth, &b, &e);
+    const size_t cols = (size_t)j->h->cols;
+    for (size_t i = (size_t)b * cols; i < (size_t)e * cols; i++)
+        j->h->w16[i] = j->h->kind == BR_HEAD_BF16 ? br_f32_to_bf16(j->w[i]) : br_f32_to_f16(j->w[i]);
+}
+
 void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind kind, br_pool *pool) {
     memset(h, 0, sizeof *h);
     h->kind = kind;
@@ -158,6 +181,12 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
         h->f32 = w;
         return;
     }
+    if (kind == BR_HEAD_BF16 || kind == BR_HEAD_F16) {
+        h->w16 = huge_or_die(w16_bytes(h));
+        quantize_job j = {h, w};
+        br_pool_run(pool, convert16_worker, &j);
+        return;
+    }
     /* fresh mappings are zero: padded rows get code 0 and scale 0, and the nibble/top-bit ors start from 0 */
     h->data = huge_or_die(data_bytes(h));
     quantize_job j = {h, w};
@@ -165,12 +194,14 @@ void br_head_init(br_head *h, const float *w, int rows, int cols, br_head_kind k
 }
 
 void br_head_free(br_head *h) {
-    if (h->kind != BR_HEAD_F32) br_huge_free(h->data, data_bytes(h));
+    if (h->w16) br_huge_free(h->w16, w16_bytes(h));
+    else if (h->kind != BR_HEAD_F32 && h->data) br_huge_free(h->data, data_bytes(h));
     memset(h, 0, sizeof *h);
 }
 
 size_t br_head_bytes(const br_head *h) {
     if (h->kind == BR_HEAD_F32) return (size_t)h->rows * h->cols * 4;
+    if (h->w16) return w16_bytes(h);
     return data_bytes(h);
 }
 
@@ -351,19 +382,6 @@ typedef struct head_job {
     br_steal work; /* over the row groups of a quantized head */
 } head_job;
 
-static void f32_rows(const head_job *j, long b, long e) {
-    const br_head *h = j->h;
-    for (int t = 0; t < j->n_tokens; t++) {
-        const float *x = j->x + (size_t)t * h->cols;
-        for (long r = b; r < e; r++) {
-            const float *w = h->f32 + (size_t)r * h->cols;
-            float d = 0;
-            for (int i = 0; i < h->cols; i++) d += w[i] * x[i];
-            j->out[(size_t)t * j->stride + r] = d;
-        }
-    }
-}
-
 /* groups [b, e): each group's weights are read once from memory and reused from cache by later tokens */
 static void quantized_groups(const head_job *j, long b, long e) {
     const br_head *h = j->h;
@@ -379,9 +397,9 @@ static void quantized_groups(const head_job *j, long b, long e) {
 static void head_worker(void *ctx, int ith, int nth) {
     head_job *j = ctx;
     long b, e;
-    if (j->h->kind == BR_HEAD_F32) {
-        br_split_range(j->h->rows, ith, nth, &b, &e);
-        f32_rows(j, b, e);
+    (void)nth;
+    if (is_float_kind(j->h->kind)) {
+        while (br_steal_take(&j->work, ith, &b, &e)) br_head_float_rows(j->h, j->x, j->n_tokens, j->out, j->stride, b, e);
         return;
     }
     while (br_steal_take(&j->work, ith, &b, &e)) quantized_groups(j, b, e);
@@ -397,10 +415,17 @@ static long chunk_groups(const br_head *h) {
     return (HEAD_CHUNK_BYTES + group_bytes - 1) / group_bytes;
 }
 
+/* Rows per take of a float head: about HEAD_CHUNK_BYTES, a multiple of the kernels' tile of 4. */
+static long chunk_rows(const br_head *h) {
+    const long row_bytes = (long)h->cols * (h->kind == BR_HEAD_F32 ? 4 : 2);
+    const long rows = (HEAD_CHUNK_BYTES + row_bytes - 1) / row_bytes;
+    return (rows + 3) / 4 * 4;
+}
+
 void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, int stride, br_pool *pool) {
     head_x *hx = NULL;
     void *scratch = NULL;
-    if (h->kind != BR_HEAD_F32) {
+    if (!is_float_kind(h->kind)) {
         const size_t nb = (size_t)h->blocks, per = nb * 32 + nb * 4 + nb * 4; /* q, d, corr */
         hx = br_malloc(sizeof *hx * (size_t)n_tokens);
         scratch = br_malloc(per * (size_t)n_tokens);
@@ -413,7 +438,8 @@ void br_head_matmul(const br_head *h, const float *x, int n_tokens, float *out, 
         }
     }
     head_job j = {.h = h, .x = x, .hx = hx, .n_tokens = n_tokens, .stride = stride, .out = out};
-    if (h->kind != BR_HEAD_F32) br_steal_init(&j.work, group_count(h), br_pool_size(pool), chunk_groups(h));
+    if (is_float_kind(h->kind)) br_steal_init(&j.work, h->rows, br_pool_size(pool), chunk_rows(h));
+    else br_steal_init(&j.work, group_count(h), br_pool_size(pool), chunk_groups(h));
     if ((long)h->rows * h->cols * n_tokens < (1L << 17)) head_worker(&j, 0, 1);
     else br_pool_run(pool, head_worker, &j);
     free(hx);

@@ -1,5 +1,6 @@
 #include "model/eval.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,8 +17,15 @@ int br_score_sequence(br_session *s, const int *tokens, int n, br_ppl_result *ac
     float *logits = br_malloc((size_t)n * vocab * sizeof(float));
     br_session_reset(s);
     int rc = br_session_forward(s, tokens, n, logits, 1, err);
+    double nll = 0;
+    for (int i = 0; rc == 0 && i + 1 < n; i++) {
+        const double lp = br_log_softmax_at(logits + (size_t)i * vocab, vocab, tokens[i + 1]);
+        /* a NaN would print as a perplexity; it means the model's numbers broke, which is an error */
+        if (!isfinite(lp)) rc = br_fail(err, "the log-probability at position %d is not finite (the model's output overflowed)", i);
+        nll -= lp;
+    }
     if (rc == 0) {
-        for (int i = 0; i + 1 < n; i++) acc->nll_sum -= br_log_softmax_at(logits + (size_t)i * vocab, vocab, tokens[i + 1]);
+        acc->nll_sum += nll;
         acc->n_predictions += n - 1;
         acc->n_sequences++;
     }
@@ -70,6 +78,7 @@ int br_perplexity_lines(br_session *s, const char *text, size_t len, br_ppl_resu
         if (progress) progress(pctx, done, total > done ? total : done, out);
         start = end + 1;
     }
+    if (rc == 0 && out->n_predictions == 0) return br_fail(err, "no line has two tokens to score (an empty text?)");
     return rc;
 }
 

@@ -76,7 +76,8 @@ int br_session_init_slots(br_session *s, br_model *m, br_backend *be, br_pool *p
     s->rope_cs = br_malloc(B * (size_t)c->head_dim * sizeof(float));
     for (int i = 0; i < c->head_dim / 2; i++) /* as transformers: 1 / theta^(2i/d) in float32 */
         s->rope_inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-    br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, BR_HEAD_F32, pool);
+    /* the default head holds the checkpoint's own values exactly, in as few bytes as it stored them */
+    br_head_init(&s->head, m->lm_head, c->vocab_size, c->dim, br_head_kind_exact(m->lm_head_bits16), pool);
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < BR_PROJ_COUNT; k++)
             if (be->prepare && be->prepare(be, &m->layers[l].proj[k].m, err)) {

@@ -210,6 +210,10 @@ int br_model_load_gguf(br_model *m, const char *path, br_error *err) {
         if (!m->embed || !m->final_norm) rc = -1;
         else if (c->tied_embeddings) m->lm_head = m->embed;
         else if (!(m->lm_head = tensor_floats(&g, "output.weight", c->vocab_size, c->dim, err))) rc = -1;
+        if (rc == 0) {
+            const br_tensor *ht = br_tensors_find(&g.ts, c->tied_embeddings ? "token_embd.weight" : "output.weight");
+            m->lm_head_bits16 = ht && ht->dtype == BR_DT_BF16 ? 1 : ht && ht->dtype == BR_DT_F16 ? 2 : 0;
+        }
     }
     if (rc == 0) m->layers = br_calloc((size_t)c->n_layers, sizeof(br_layer));
     static const char *const gg[BR_PROJ_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};

@@ -251,6 +251,8 @@ static int load_weights(br_model *m, const br_tensor_set *ts, br_error *err) {
     const br_config *c = &m->cfg;
     if (!(m->embed = load_floats(ts, "model.embed_tokens.weight", c->vocab_size, c->dim, err))) return -1;
     if (!(m->final_norm = load_floats(ts, "model.norm.weight", c->dim, -1, err))) return -1;
+    const br_tensor *head_t = br_tensors_find(ts, c->tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+    m->lm_head_bits16 = !head_t ? 0 : head_t->dtype == BR_DT_BF16 ? 1 : head_t->dtype == BR_DT_F16 ? 2 : 0;
     if (c->tied_embeddings) {
         m->lm_head = m->embed;
     } else if (!(m->lm_head = load_floats(ts, "lm_head.weight", c->vocab_size, c->dim, err))) {

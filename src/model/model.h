@@ -51,6 +51,7 @@ typedef struct br_model {
     br_config cfg;
     float *embed;   /* [vocab][dim] */
     float *lm_head; /* [vocab][dim]; == embed when tied */
+    int lm_head_bits16; /* the checkpoint stored lm_head as 1: bf16, 2: f16 (so exact in that format), 0: otherwise */
     float *final_norm;
     br_layer *layers;
     br_tokenizer tok;
