@@ -92,6 +92,7 @@ static void expect_error(const char *args, const char *expect) {
     int rc = bitrom(args, err, sizeof err);
     int lines = 0;
     for (char *p = err; *p; p++) lines += *p == '\n';
+    g_hostile_cases++;
     CHECKF(rc == 1 || rc == 2, "exit %d for: %s\n%s", rc, args, err);
     CHECKF(lines == 1 && strncmp(err, "bitrom: error:", 14) == 0, "stderr for %s: %s", args, err);
     CHECKF(!expect || strstr(err, expect), "stderr for %s lacks '%s': %s", args, expect, err);
