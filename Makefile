@@ -16,7 +16,7 @@ CPPFLAGS += -DBR_HAVE_MHD $(MHD_CFLAGS)
 LDLIBS   += $(MHD_LIBS)
 endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c)
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)
@@ -53,7 +53,7 @@ endif
 .PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full
 all: $(BUILD)/bitrom
 
-$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h) tests/tests.def
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h) $(wildcard tests/*.h) tests/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
 
@@ -92,7 +92,9 @@ $(VL_BUILD)/verilated.o $(VL_BUILD)/verilated_threads.o: $(VL_BUILD)/%.o:
 $(VL_BUILD)/vsim_verilator.o: src/rtl/vsim_verilator.cpp src/rtl/vsim.h src/util/error.h $(foreach n,$(VL_NAMES),$(VL_BUILD)/$(n)/.stamp)
 	$(VL_CXX) -Isrc $(foreach n,$(VL_NAMES),-I$(VL_BUILD)/$(n)) -c $< -o $@
 
+# rebuilt from scratch: `ar r` keeps members of sources that were moved or deleted
 $(BUILD)/libbitrom.a: $(LIB_OBJ)
+	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ)

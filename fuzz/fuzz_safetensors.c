@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "model/model.h"
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -94,7 +94,7 @@ if has_stage fuzz; then
         # libFuzzer needs its objects built by clang too
         make -s BUILD=build-fuzz build-fuzz/gen/techdb_data.c || failed=$((failed + 1))
         mkdir -p build-fuzz/clang
-        for src in src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c build-fuzz/gen/techdb_data.c; do
+        for src in src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c build-fuzz/gen/techdb_data.c; do
             [ -f "$src" ] || continue
             obj=build-fuzz/clang/$(echo "$src" | tr / _).o
             [ "$obj" -nt "$src" ] || clang -Isrc -D_GNU_SOURCE -std=c11 -O1 -g -fsanitize=fuzzer-no-link,$SAN_CHECKS -c "$src" -o "$obj" || failed=$((failed + 1))

@@ -4,11 +4,11 @@
 
 #include "kernels/cpu_backend.h"
 #include "model/chat.h"
-#include "model/convert.h"
+#include "model/format/convert.h"
 #include "model/eval.h"
-#include "model/gguf.h"
+#include "model/format/gguf.h"
 #include "model/model.h"
-#include "model/tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
 #include "test.h"
 #include "util/fileio.h"
 

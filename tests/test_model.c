@@ -6,7 +6,7 @@
 #include "model/eval.h"
 #include "model/forward.h"
 #include "model/model.h"
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "test.h"
 #include "util/fileio.h"
 

@@ -1,5 +1,5 @@
 #include "model/model.h"
-#include "model/tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
 #include "test.h"
 #include "util/fileio.h"
 

@@ -1,6 +1,6 @@
 #include <math.h>
 
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "test.h"
 #include "util/json.h"
 

@@ -253,7 +253,7 @@ int cmd_tokenize(const cli_opts *o) {
     return rc;
 }
 
-#include "model/convert.h"
+#include "model/format/convert.h"
 
 int cmd_convert(const cli_opts *o) {
     br_out_type type;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "model/shape.h"
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "util/fileio.h"
 
 static uint64_t next_rand(uint64_t *s) {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "util/fileio.h"
 #include "util/json.h"
 

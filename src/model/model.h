@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "kernels/backend.h"
-#include "model/tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
 #include "util/error.h"
 
 typedef enum { BR_ACT_SILU, BR_ACT_RELU2 } br_activation;

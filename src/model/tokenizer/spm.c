@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
 #include "util/fileio.h"
 
 /* ---- protobuf wire format (only what ModelProto needs) ---- */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "util/json.h"
 
 #define MAX_HEADER_BYTES (100u << 20)

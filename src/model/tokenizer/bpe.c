@@ -2,12 +2,12 @@
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  * matched by hand on code points (first alternative that matches wins, as a backtracking engine).
  * Each piece is looked up whole first, then merged from bytes by rank. Vocabularies come from a
- * tiktoken ranks file, a Hugging Face tokenizer.json, or GGUF metadata (tokenizer_gguf.c). */
+ * tiktoken ranks file, a Hugging Face tokenizer.json, or GGUF metadata (gguf_vocab.c). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/unicode.h"
 #include "util/fileio.h"
 #include "util/json.h"
 

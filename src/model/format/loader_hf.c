@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "model/model.h"
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 #include "util/fileio.h"
 #include "util/json.h"
 

@@ -1,10 +1,10 @@
-#include "model/convert.h"
+#include "model/format/convert.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/gguf.h"
+#include "model/format/gguf.h"
 
 int br_out_type_from_name(const char *s, br_out_type *out) {
     if (!s) return -1;

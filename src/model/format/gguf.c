@@ -1,4 +1,4 @@
-#include "model/gguf.h"
+#include "model/format/gguf.h"
 
 #include <math.h>
 #include <stdlib.h>

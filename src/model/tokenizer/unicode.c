@@ -1,4 +1,4 @@
-#include "model/unicode.h"
+#include "model/tokenizer/unicode.h"
 
 static int in_ranges(const br_cp_range *r, int n, uint32_t cp) {
     int lo = 0, hi = n - 1;

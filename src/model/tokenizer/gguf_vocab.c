@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/gguf.h"
-#include "model/tokenizer.h"
+#include "model/format/gguf.h"
+#include "model/tokenizer/tokenizer.h"
 #include "util/fileio.h"
 
 int br_tokenizer_from_gguf(br_tokenizer *tok, const br_gguf *g, const char *path, br_error *err);

@@ -1,4 +1,4 @@
-#include "model/tensor.h"
+#include "model/format/tensor.h"
 
 #include <float.h>
 #include <math.h>

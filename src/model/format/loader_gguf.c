@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/gguf.h"
+#include "model/format/gguf.h"
 #include "model/model.h"
-#include "model/tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
 
 int br_tokenizer_from_gguf(br_tokenizer *tok, const br_gguf *g, const char *path, br_error *err);
 
