@@ -169,14 +169,15 @@ echo "== building the unmutated scratch tree ($TREE)"
 build "$MUT_DIR/logs/build-base.log" || { tail -n 20 "$MUT_DIR/logs/build-base.log"; die "the unmutated tree does not build"; }
 
 if [ $baseline = 1 ]; then
-    all_tests=$(while IFS="$tab" read -r id file from to tests env expect why; do selected "$id" && echo "$tests"; done < "$RECORDS" | tr ' ' '\n' | sort -u | tr '\n' ' ')
-    # each distinct environment once
+    # each distinct environment once, with the tests of the mutations run in it
     while IFS="$tab" read -r id file from to tests env expect why; do selected "$id" && echo "${env:--}"; done < "$RECORDS" | sort -u > "$MUT_DIR/envs.txt"
     while read -r envs; do
+        env_tests=$(while IFS="$tab" read -r id file from to tests env expect why; do
+            selected "$id" && [ "${env:--}" = "$envs" ] && echo "$tests"; done < "$RECORDS" | tr ' ' '\n' | sort -u | tr '\n' ' ')
         [ "$envs" = - ] && envs=""
         echo "== baseline: the unmutated tree passes the named tests${envs:+ with $envs}"
         # shellcheck disable=SC2086
-        run_tests "$MUT_DIR/logs/baseline.log" "$envs" $all_tests < /dev/null || { tail -n 30 "$MUT_DIR/logs/baseline.log"; die "baseline fails: fix the tree or the list before mutating"; }
+        run_tests "$MUT_DIR/logs/baseline.log" "$envs" $env_tests < /dev/null || { tail -n 30 "$MUT_DIR/logs/baseline.log"; die "baseline fails: fix the tree or the list before mutating"; }
     done < "$MUT_DIR/envs.txt"
 fi
 
