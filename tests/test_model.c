@@ -377,7 +377,7 @@ void test_perplexity_per_line(void) {
 
 /* Nucleus sampling against its definition: with probabilities 0.4, 0.3, 0.15, 0.1, 0.05 (logits
  * log p, temperature 1), top-p 0.6 keeps the two most likely tokens (0.4 < 0.6 <= 0.7) and draws them
- * in proportion 4:3; top-p 0.9 keeps four (0.85 < 0.9 <= 0.95); top-p 1 draws all five by p; temperature 0 is argmax. */
+ * in proportion 4:3; top-p 0.9 keeps four (0.85 < 0.9 <= 0.95); top-p 1 draws all five by p; temperature T draws by p^(1/T); temperature 0 is argmax. */
 void test_sampler_top_p(void) {
     const float p[5] = {0.15f, 0.4f, 0.05f, 0.3f, 0.1f}; /* not sorted: the sampler sorts */
     float logits[5];
@@ -402,7 +402,19 @@ void test_sampler_top_p(void) {
             CHECKF(keep[k][i] ? fabs(got - want) < 0.02 : count[i] == 0, "top-p %g: token %d drawn %.4f of the time, want %.4f", tops[k], i, got, want);
         }
     }
+    /* temperature 0.5 squares the probabilities: 0.0225, 0.16, 0.0025, 0.09, 0.01 (sum 0.285) */
     br_sampler s;
+    br_sampler_init(&s, 5, 0.5f, 1.0f, 7);
+    int count[5] = {0};
+    for (int d = 0; d < DRAWS; d++) {
+        const int t = br_sample(&s, logits);
+        if (t >= 0 && t < 5) count[t]++;
+    }
+    br_sampler_free(&s);
+    for (int i = 0; i < 5; i++) {
+        const double want = (double)p[i] * p[i] / 0.285, got = (double)count[i] / DRAWS;
+        CHECKF(fabs(got - want) < 0.02, "temperature 0.5: token %d drawn %.4f of the time, want %.4f", i, got, want);
+    }
     br_sampler_init(&s, 5, 0.0f, 0.5f, 7);
     CHECK(br_sample(&s, logits) == 1);
     br_sampler_free(&s);
