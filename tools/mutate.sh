@@ -27,8 +27,8 @@
 #   to:     the replacement text (\n likewise)
 #   tests:  test names for build/bitrom-tests (its name filters; any name containing one runs)
 #   env:    optional VAR=value words for the test run, space-separated (e.g. BITROM_FORCE_ISA=scalar)
-#   expect: optional "survives": a mutation documented as equivalent (see README); it is reported
-#           either way, but its survival does not fail the run
+#   expect: optional "survives": a mutation documented as equivalent or accepted (README, "Mutation
+#           testing"); it is reported either way, but its survival does not fail the run
 #   why:    one line: the bug it stands for
 # Each entry's from/to must differ, and the mutated tree must compile: a snippet that no longer
 # matches, matches twice, or a mutant that does not build stops the run (the list cannot rot silently).
@@ -136,6 +136,13 @@ done < "$RECORDS"
 [ $errors = 0 ] || die "$errors entries of $LIST do not apply"
 [ $mode = list ] && { echo "$(wc -l < "$RECORDS") mutations, every snippet matches exactly once"; exit 0; }
 
+# ---- one run at a time per scratch tree (a second would build and mutate under the first)
+if ! mkdir "$MUT_DIR/lock" 2>/dev/null; then
+    die "$MUT_DIR/lock exists: another mutate.sh is running here (remove the directory if it was killed), or set MUT_DIR"
+fi
+trap 'rmdir "$MUT_DIR/lock" 2>/dev/null' EXIT
+trap 'exit 130' INT TERM HUP
+
 # ---- the scratch tree: the files the build and the tests read, copied only where they differ
 TREE=$MUT_DIR/tree
 mkdir -p "$TREE"
@@ -203,7 +210,7 @@ while IFS="$tab" read -r id file from to tests env expect why; do
     secs=$(($(date +%s) - t0))
     if [ $rc = 0 ]; then
         survivors="$survivors $id"
-        if [ "$expect" = survives ]; then verdict="SURVIVED (expected: documented as equivalent)"; else verdict=SURVIVED; unexpected=$((unexpected + 1)); fi
+        if [ "$expect" = survives ]; then verdict="SURVIVED (expected: equivalent or accepted, see README)"; else verdict=SURVIVED; unexpected=$((unexpected + 1)); fi
     else
         killed=$((killed + 1))
         how=$(grep -m1 -E '^\[ FAIL \]' "$MUT_DIR/logs/$id.log" | sed 's/^\[ FAIL \] //')
