@@ -50,7 +50,7 @@ VL_OBJ     =
 LINK       = $(CC)
 endif
 
-.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full
+.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full mutate
 all: $(BUILD)/bitrom
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h) $(wildcard tests/*.h) tests/tests.def
@@ -118,6 +118,10 @@ fuzz:
 fuzz-long:
 	FUZZ_SECONDS=600 sh tests/run.sh fuzz
 
+# Mutation testing (tools/mutate.sh, the list in tools/mutations.txt): ARGS="--list", "--full" or ids.
+mutate:
+	sh tools/mutate.sh $(ARGS)
+
 test-fast: $(BUILD)/bitrom $(BUILD)/bitrom-tests
 	BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests
 
@@ -129,4 +133,4 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libbitrom.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 clean:
-	rm -rf build build-asan build-fuzz build-vl
+	rm -rf build build-asan build-fuzz build-vl build-mut

@@ -166,6 +166,71 @@ void test_chip_narrow_register(void) {
     br_pool_destroy(pool);
 }
 
+/* The static no-overflow shortcut (cannot_overflow: the range checks skipped when a whole window of
+ * the largest terms fits the register) skips only checks that cannot fire: for every register width
+ * 4..10, both activation widths, both windows and two policies, a matrix that drives registers to both
+ * rails gives the same products and the same event counts with the shortcut allowed as with every
+ * check done. Below the bound the registers do overflow, so a bound that is too generous (an 8-bit
+ * activation's low nibble taken as signed, |term| <= 7) shows as uncounted overflows. */
+void test_trimla_shortcut_exact(void) {
+    enum { ROWS = 8, COLS = 256, T = 3 };
+    br_pool *pool = br_pool_create(1);
+    br_ternary_matrix m = {ROWS, COLS, br_malloc(ROWS * COLS), 0, BR_PROJ_Q, NULL};
+    uint64_t st = 99;
+    for (int r = 0; r < ROWS; r++)
+        for (int k = 0; k < COLS; k++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            /* rows 0 and 1 all +1 and all -1 (every term of a window the same sign), then random */
+            m.w[r * COLS + k] = (int8_t)(r == 0 ? 1 : r == 1 ? -1 : (int)(st >> 33) % 3 - 1);
+        }
+    int8_t x[T * COLS];
+    int shortcut_runs = 0, overflow_runs = 0;
+    for (int act = 4; act <= 8; act += 4) {
+        const int hi = act == 8 ? 127 : 7, lo = act == 8 ? -128 : -8;
+        for (int k = 0; k < COLS; k++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            x[k] = (int8_t)hi; /* the largest low nibble (15) or the largest 4-bit code */
+            x[COLS + k] = (int8_t)lo;
+            x[2 * COLS + k] = (int8_t)(lo + (int)(st >> 33) % (hi - lo + 1));
+        }
+        for (int win = 0; win < 2; win++)
+            for (int bits = 4; bits <= 10; bits++)
+                for (int pol = 0; pol < 2; pol++) {
+                    br_hwconfig hw;
+                    br_hwconfig_default(&hw);
+                    hw.act_bits = act;
+                    hw.window = win ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
+                    hw.register_bits = bits;
+                    hw.overflow = pol ? BR_OVF_SATURATE : BR_OVF_FLAG;
+                    br_trimla_params p;
+                    br_trimla_params_init(&p, &hw, 16);
+                    shortcut_runs += p.cannot_overflow;
+                    int32_t acc[2][T * ROWS];
+                    br_chip_events ev[2];
+                    for (int allow = 0; allow < 2; allow++) {
+                        br_trimla_allow_shortcut(allow);
+                        br_backend *chip = br_chip_backend_create(&hw, pool, 1);
+                        br_error e;
+                        CHECK(chip->prepare(chip, &m, &e) == 0);
+                        chip->matmul(chip, &m, x, T, 0, acc[allow]);
+                        br_chip_backend_totals(chip, &ev[allow]);
+                        chip->unprepare(chip, &m);
+                        chip->destroy(chip);
+                    }
+                    br_trimla_allow_shortcut(1);
+                    overflow_runs += ev[0].overflows > 0;
+                    CHECKF(memcmp(acc[0], acc[1], sizeof acc[0]) == 0 && memcmp(&ev[0], &ev[1], sizeof ev[0]) == 0,
+                           "act %d, %s window, %d-bit register, %s: shortcut %s; %llu overflows with every check, %llu with the shortcut allowed", act,
+                           br_window_name(hw.window), bits, br_overflow_name(hw.overflow), p.cannot_overflow ? "taken" : "not taken",
+                           (unsigned long long)ev[0].overflows, (unsigned long long)ev[1].overflows);
+                }
+    }
+    /* both sides of the bound were exercised */
+    CHECKF(shortcut_runs > 0 && overflow_runs > 0, "%d runs with the shortcut, %d with overflows", shortcut_runs, overflow_runs);
+    free(m.w);
+    br_pool_destroy(pool);
+}
+
 /* 16 x 16 matrix on one default macro, by hand: W[n][k] = +1 if k == n, -1 if k == (n+1)%16, else 0;
  * x = 1..16 (8-bit codes), so y[n] = x[n] - x[(n+1)%16]. */
 void test_chip_events_hand_computed(void) {

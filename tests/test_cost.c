@@ -1,6 +1,7 @@
 #include <math.h>
 #include <unistd.h>
 
+#include "chip/adapter.h"
 #include "chip/chip_backend.h"
 #include "chip/cost.h"
 #include "chip/edram.h"
@@ -505,4 +506,33 @@ void test_cost_model_pinned(void) {
     for (size_t i = 0; i < points->count; i++) br_json_free(&outputs[i]);
     free(outputs);
     br_json_free(&spec);
+}
+
+/* The adapter unit's storage follows --lora-bits: SRAM bytes = parameters x bits / 8 exactly, area
+ * and task-switch time proportional to it, and the energy per token affine in the bits (the MACs
+ * fixed, the SRAM reads per bit). The pinned design points all use the default 8 bits. */
+void test_adapter_cost_bits(void) {
+    br_shape sh;
+    REQUIRE(br_shape_preset("falcon3-1b", &sh) == 0);
+    br_techdb db;
+    br_error e;
+    REQUIRE(br_techdb_load_default(&db, &e) == 0);
+    const int bits[3] = {4, 8, 16};
+    br_adapter_cost c[3];
+    for (int k = 0; k < 3; k++) {
+        br_hwconfig hw;
+        br_hwconfig_default(&hw);
+        hw.lora_bits = bits[k];
+        br_adapter_cost_eval(&db, &hw, &sh, 16, BR_LORA_DEFAULT_TARGETS, 1.0, 1.0, 25.6, &c[k]);
+        CHECKF(c[k].params > 0 && c[k].sram_bytes == (double)c[k].params * bits[k] / 8.0, "%d bits: %g SRAM bytes for %lld parameters", bits[k], c[k].sram_bytes,
+               (long long)c[k].params);
+    }
+    for (int k = 0; k < 3; k += 2) {
+        const double r = bits[k] / 8.0;
+        CHECKF(fabs(c[k].sram_area_mm2 / c[1].sram_area_mm2 - r) < 1e-12 && fabs(c[k].load_seconds / c[1].load_seconds - r) < 1e-12, "%d bits: area %g, load %g s", bits[k],
+               c[k].sram_area_mm2, c[k].load_seconds);
+    }
+    const double d1 = c[1].energy_per_token_uj - c[0].energy_per_token_uj, d2 = c[2].energy_per_token_uj - c[1].energy_per_token_uj;
+    CHECKF(d1 > 0 && fabs(d2 / d1 - 2.0) < 1e-9, "energy per token %g, %g, %g uJ at 4, 8, 16 bits", c[0].energy_per_token_uj, c[1].energy_per_token_uj, c[2].energy_per_token_uj);
+    br_techdb_free(&db);
 }

@@ -417,6 +417,39 @@ static void write_bytes(const char *path, const void *d, size_t n) {
     }
 }
 
+/* A GGUF without rope.freq_base runs with theta 10,000, llama.cpp's default (stories3m's own theta):
+ * the key renamed in a copy of stories3m-f32.gguf, the logits must be those of the original. */
+void test_gguf_rope_theta_default(void) {
+    void *buf = NULL;
+    long n = read_all(asset("models/stories3m-f32.gguf"), &buf);
+    REQUIRE(n > 10000);
+    static const char key[] = "bitnet.rope.freq_base";
+    uint8_t *hit = NULL;
+    for (long i = 0; i + (long)sizeof key - 1 <= n && !hit; i++)
+        if (memcmp((uint8_t *)buf + i, key, sizeof key - 1) == 0) hit = (uint8_t *)buf + i;
+    CHECKF(hit != NULL, "stories3m-f32.gguf has no %s", key);
+    if (hit) hit[sizeof key - 4] = 'X'; /* bitnet.rope.freq_bXse: an unknown key, the same length */
+    const char *path = tmp_path("no-theta.gguf");
+    write_bytes(path, buf, (size_t)n);
+    free(buf);
+    br_model a, b;
+    br_error e;
+    REQUIRE(br_model_load(&a, asset("models/stories3m-f32.gguf"), &e) == 0);
+    if (br_model_load(&b, path, &e)) {
+        CHECKF(0, "%s", e.msg);
+        br_model_free(&a);
+        return;
+    }
+    CHECKF(b.cfg.rope_theta == 10000.0f && a.cfg.rope_theta == 10000.0f, "theta %g without the key, %g with it", b.cfg.rope_theta, a.cfg.rope_theta);
+    const int toks[6] = {1, 403, 407, 261, 378, 432};
+    float *la = model_logits(&a, toks, 6), *lb = model_logits(&b, toks, 6);
+    CHECK(memcmp(la, lb, sizeof(float) * 6 * (size_t)a.cfg.vocab_size) == 0);
+    free(la);
+    free(lb);
+    br_model_free(&a);
+    br_model_free(&b);
+}
+
 void test_gguf_hostile(void) {
     void *buf = NULL;
     long n = read_all(asset("models/stories3m-tq2_0.gguf"), &buf);

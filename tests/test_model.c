@@ -7,6 +7,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/format/tensor.h"
+#include "model/sampler.h"
 #include "test.h"
 #include "util/fileio.h"
 
@@ -372,4 +373,49 @@ void test_perplexity_per_line(void) {
     double ppl = p ? atof(p + 12) : 0;
     fprintf(stderr, "  stories3m TinyStories per-line perplexity %.4f (reference 4.996)\n", ppl);
     CHECK(fabs(ppl - 4.996) / 4.996 < 0.002); /* measured 0.02 % off (4.9949) */
+}
+
+/* Nucleus sampling against its definition: with probabilities 0.4, 0.3, 0.15, 0.1, 0.05 (logits
+ * log p, temperature 1), top-p 0.6 keeps the two most likely tokens (0.4 < 0.6 <= 0.7) and draws them
+ * in proportion 4:3; top-p 0.9 keeps four (0.85 < 0.9 <= 0.95); top-p 1 draws all five by p; temperature T draws by p^(1/T); temperature 0 is argmax. */
+void test_sampler_top_p(void) {
+    const float p[5] = {0.15f, 0.4f, 0.05f, 0.3f, 0.1f}; /* not sorted: the sampler sorts */
+    float logits[5];
+    for (int i = 0; i < 5; i++) logits[i] = logf(p[i]);
+    const float tops[3] = {0.6f, 0.9f, 1.0f};
+    const int keep[3][5] = {{0, 1, 0, 1, 0}, {1, 1, 0, 1, 1}, {1, 1, 1, 1, 1}};
+    enum { DRAWS = 20000 };
+    for (int k = 0; k < 3; k++) {
+        br_sampler s;
+        br_sampler_init(&s, 5, 1.0f, tops[k], 7);
+        int count[5] = {0};
+        for (int d = 0; d < DRAWS; d++) {
+            const int t = br_sample(&s, logits);
+            if (t >= 0 && t < 5) count[t]++;
+        }
+        br_sampler_free(&s);
+        double kept = 0;
+        for (int i = 0; i < 5; i++) kept += keep[k][i] ? p[i] : 0;
+        for (int i = 0; i < 5; i++) {
+            const double want = keep[k][i] ? p[i] / kept : 0, got = (double)count[i] / DRAWS;
+            /* 0.02: over 5 standard deviations of a share from 20,000 draws (the seed is fixed) */
+            CHECKF(keep[k][i] ? fabs(got - want) < 0.02 : count[i] == 0, "top-p %g: token %d drawn %.4f of the time, want %.4f", tops[k], i, got, want);
+        }
+    }
+    /* temperature 0.5 squares the probabilities: 0.0225, 0.16, 0.0025, 0.09, 0.01 (sum 0.285) */
+    br_sampler s;
+    br_sampler_init(&s, 5, 0.5f, 1.0f, 7);
+    int count[5] = {0};
+    for (int d = 0; d < DRAWS; d++) {
+        const int t = br_sample(&s, logits);
+        if (t >= 0 && t < 5) count[t]++;
+    }
+    br_sampler_free(&s);
+    for (int i = 0; i < 5; i++) {
+        const double want = (double)p[i] * p[i] / 0.285, got = (double)count[i] / DRAWS;
+        CHECKF(fabs(got - want) < 0.02, "temperature 0.5: token %d drawn %.4f of the time, want %.4f", i, got, want);
+    }
+    br_sampler_init(&s, 5, 0.0f, 0.5f, 7);
+    CHECK(br_sample(&s, logits) == 1);
+    br_sampler_free(&s);
 }
