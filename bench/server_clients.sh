@@ -1,8 +1,10 @@
 #!/bin/sh
-# Batched decoding throughput of `bitrom server`: C clients at once, each sending R completion
+# Batched decoding throughput of an OpenAI-style server: C clients at once, each sending R completion
 # requests of N generated tokens (greedy, 4-token prompt), for each C in the list; the client counts
 # are interleaved within each repetition, the median of the repetitions is printed.
 #   sh bench/server_clients.sh MODEL "1 2 4 8" [R=4] [N=64] [REPS=3] [SERVER_ARGS="--parallel 8 -c 256 -t 2"]
+#   PEER=/path/to/llama-server sh bench/server_clients.sh MODEL.gguf ... "--parallel 8 -c 2048 -t 2"
+#     runs llama.cpp's server on the same file instead (its -c is shared by the slots: 8 x 256)
 # Prints: clients, aggregate generated tok/s, per-client tok/s, ratio to the first client count.
 set -eu
 MODEL=$1
@@ -12,21 +14,30 @@ N=${4:-64}
 REPS=${5:-3}
 ARGS=${6:-"--parallel 8 -c 256 -t 2"}
 BITROM=${BITROM:-build/bitrom}
+PEER=${PEER:-}
 PORT=${PORT:-18290}
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-# shellcheck disable=SC2086
-"$BITROM" server -m "$MODEL" --port "$PORT" $ARGS 2>"$work/server.log" &
+if [ -n "$PEER" ]; then
+    # shellcheck disable=SC2086
+    "$PEER" -m "$MODEL" --host 127.0.0.1 --port "$PORT" $ARGS > "$work/server.log" 2>&1 &
+    extra=', "ignore_eos": true'
+else
+    # shellcheck disable=SC2086
+    "$BITROM" server -m "$MODEL" --port "$PORT" $ARGS 2>"$work/server.log" &
+    extra=''
+fi
 pid=$!
 i=0
-until grep -q "listening on" "$work/server.log"; do
-    i=$((i + 1)); [ $i -lt 600 ] || { cat "$work/server.log"; exit 1; }
+until curl -s -f "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 1200 ] || { cat "$work/server.log"; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
     sleep 0.5
 done
-body="{\"prompt\": [1, 300, 400, 500], \"max_tokens\": $N, \"temperature\": 0}"
+body="{\"prompt\": [1, 300, 400, 500], \"max_tokens\": $N, \"temperature\": 0$extra}"
 one_client() { # $1: output file
     for _ in $(seq "$R"); do
-        curl -s -m 600 -d "$body" "http://127.0.0.1:$PORT/v1/completions" | grep -o '"completion_tokens": [0-9]*' | grep -o '[0-9]*$' >> "$1"
+        curl -s -m 600 -d "$body" "http://127.0.0.1:$PORT/v1/completions" | grep -o '"completion_tokens": *[0-9]*' | grep -o '[0-9]*$' >> "$1"
     done
 }
 one_client "$work/warmup" # first touches of the weights and caches
