@@ -16,13 +16,25 @@ CPPFLAGS += -DBR_HAVE_MHD $(MHD_CFLAGS)
 LDLIBS   += $(MHD_LIBS)
 endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c)
+# `bitrom sweep --mpi` needs MPI (Debian: mpich and libmpich-dev): used when `mpicc -show` gives flags
+# that compile and link an MPI program, or forced with MPI=1 (MPI=0 builds without). Only bitrom-mpi,
+# built next to bitrom from the same objects and src/sweep/mpi.c compiled for MPI, links it; bitrom
+# runs bitrom-mpi for --mpi and says "built without MPI" when it is not there.
+MPI_SHOW := $(shell mpicc -show 2>/dev/null || mpicc --showme 2>/dev/null)
+MPI_CPP  := $(filter -I%,$(MPI_SHOW))
+MPI_LIBS := $(filter -L% -l% -Wl%,$(MPI_SHOW))
+ifeq ($(origin MPI),undefined)
+MPI := $(if $(MPI_SHOW),$(shell printf '\043include <mpi.h>\nint main(void) { return MPI_Init(0, 0); }\n' | \
+          $(CC) -x c - $(MPI_CPP) $(MPI_LIBS) -o /dev/null 2>/dev/null && echo 1),)
+endif
+
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c src/sweep/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 
 BUILD   ?= build
-LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o $(BUILD)/gen/rtl_sources.o
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/techdb_data.o $(BUILD)/gen/rtl_sources.o $(BUILD)/gen/version.o
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN = $(BENCH_SRC:%.c=$(BUILD)/%)
@@ -50,7 +62,7 @@ VL_OBJ     =
 LINK       = $(CC)
 endif
 
-.PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full mutate
+.PHONY: FORCE all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full mutate
 all: $(BUILD)/bitrom
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h) $(wildcard tests/*.h) tests/tests.def
@@ -64,6 +76,18 @@ $(BUILD)/gen/techdb_data.c: data/tech.json
 
 $(BUILD)/gen/techdb_data.o: $(BUILD)/gen/techdb_data.c
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The version every sweep result line carries: `git describe`, rewritten only when it changes.
+$(BUILD)/gen/version.c: FORCE
+	@mkdir -p $(dir $@)
+	@v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	  printf 'extern const char br_version[]; const char br_version[] = "%s";\n' "$$v" > $@.tmp; \
+	  if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/gen/version.o: $(BUILD)/gen/version.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+FORCE:
 
 # The RTL sources, embedded so `bitrom rtl` writes a complete design anywhere.
 $(BUILD)/gen/rtl_sources.c: $(RTL_FILES)
@@ -97,8 +121,19 @@ $(BUILD)/libbitrom.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ)
+MPI_BIN = $(if $(filter 1,$(MPI)),$(BUILD)/bitrom-mpi)
+
+$(BUILD)/bitrom: $(CLI_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ) | $(MPI_BIN)
 	$(LINK) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# bitrom with src/sweep/mpi.c built for MPI: its object comes before the library, whose MPI-less
+# mpi.o is then not linked.
+$(BUILD)/mpi/sweep_mpi.o: src/sweep/mpi.c $(wildcard src/*/*.h src/*/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DBR_HAVE_MPI $(MPI_CPP) $(WARN) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bitrom-mpi: $(CLI_OBJ) $(BUILD)/mpi/sweep_mpi.o $(BUILD)/libbitrom.a $(VL_OBJ)
+	$(LINK) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/bitrom-tests: $(TEST_OBJ) $(BUILD)/libbitrom.a $(VL_OBJ)
 	$(LINK) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -76,6 +76,17 @@ void br_model_events_per_token(const br_hwconfig *hw, const br_shape *s, const b
 
 int br_cost_evaluate(br_techdb *db, const br_cost_inputs *in, br_cost_report *out);
 
+/* Weight statistics (weights.c): counts per matrix from a loaded model (labelled for the report),
+ * the database's zero fraction for a preset, the calibration weights (path, or NULL for the bundled
+ * models/stories3m next to the working directory or the executable, else the assumed fractions). */
+struct br_model;
+void br_weight_stats_from_model(const struct br_model *m, br_weight_stats *w, const char *label);
+void br_weight_stats_assumed(br_techdb *db, br_weight_stats *w);
+void br_weight_stats_free(br_weight_stats *w);
+int br_weight_stats_calibration(br_techdb *db, const char *path, br_weight_stats *calib, br_error *err);
+/* A loaded model's shape under a name. */
+void br_shape_from_model(const struct br_model *m, const char *name, br_shape *s);
+
 /* Fig. 1a: area in mm^2 of `params` weights at `bits` each with 65 nm density d65 (bits/mm^2) at a node. */
 static inline double br_area_fig1a(double params, double bits, double d65, double node) {
     return params * bits / (d65 * (65.0 / node) * (65.0 / node));

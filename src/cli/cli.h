@@ -26,12 +26,17 @@ typedef struct cli_opts {
     const char *host, *api_key;
     int port, port_set, parallel, max_body, max_prompt, max_tokens, max_conn, queue, timeout, drain;
     const char *given[CLI_MAX_GIVEN]; /* long names of the options given */
+    /* bitrom sweep */
+    const char *shard, *objectives;
+    int jobs, resume, merge, pareto, mpi;
+    const char *args[64]; /* arguments that are not options (only commands that take them: sweep) */
+    int n_args;
 } cli_opts;
 
 /* Parses argv[first..] for `command`, which takes the options whose long names are listed in
  * `accepted` (space-separated); returns -1 (after printing a one-line error) on an unknown option,
  * one the command does not take, a malformed value or one outside the option's range. */
-int cli_parse(int argc, char **argv, int first, const char *command, const char *accepted, cli_opts *o);
+int cli_parse(int argc, char **argv, int first, const char *command, const char *accepted, int takes_args, cli_opts *o);
 /* Whether the option (long name) was on the command line. */
 int cli_given(const cli_opts *o, const char *longname);
 /* The help lines of the options in `accepted`, from the same table. */
@@ -73,5 +78,6 @@ int cmd_bench(const cli_opts *o);
 int cmd_compare(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
 int cmd_rtl(const cli_opts *o);
+int cmd_sweep(const cli_opts *o);
 
 #endif

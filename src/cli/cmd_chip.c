@@ -131,77 +131,13 @@ int cmd_rom(const cli_opts *o) {
 #include "chip/tech.h"
 #include "report/report.h"
 
-static void weight_stats_from_model(const br_model *m, br_weight_stats *w, const char *label) {
-    memset(w, 0, sizeof *w);
-    const int n = m->cfg.n_layers * BR_PROJ_COUNT;
-    w->n_plus = br_calloc((size_t)n, sizeof(uint64_t));
-    w->n_minus = br_calloc((size_t)n, sizeof(uint64_t));
-    double plus = 0, minus = 0, total = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int p = 0; p < BR_PROJ_COUNT; p++) {
-            const br_ternary_matrix *tm = &m->layers[l].proj[p].m;
-            uint64_t np = 0, nm = 0;
-            for (size_t i = 0; i < (size_t)tm->rows * tm->cols; i++) {
-                np += tm->w[i] > 0;
-                nm += tm->w[i] < 0;
-            }
-            w->n_plus[l * BR_PROJ_COUNT + p] = np;
-            w->n_minus[l * BR_PROJ_COUNT + p] = nm;
-            plus += (double)np;
-            minus += (double)nm;
-            total += (double)tm->rows * tm->cols;
-        }
-    w->plus_frac = plus / total;
-    w->minus_frac = minus / total;
-    w->have_weights = 1;
-    snprintf(w->source, sizeof w->source, "%s (%.1f%% zeros)", label, 100.0 * (1 - w->plus_frac - w->minus_frac));
-}
-
-static void weight_stats_assumed(br_techdb *db, br_weight_stats *w) {
-    memset(w, 0, sizeof *w);
-    double z = br_tech(db, "zero_weight_fraction");
-    w->plus_frac = w->minus_frac = (1 - z) / 2;
-    snprintf(w->source, sizeof w->source, "none: %.1f%% zeros assumed (zero_weight_fraction)", 100 * z);
-}
-
-static void weight_stats_free(br_weight_stats *w) {
-    free(w->n_plus);
-    free(w->n_minus);
-    w->n_plus = w->n_minus = NULL;
-}
-
-/* The calibration weights: --calib, else the embedded default model if it is there. */
+/* The calibration weights: --calib, else the bundled default model if it is there. */
 static int load_calibration(const cli_opts *o, br_techdb *db, br_weight_stats *calib) {
-    const char *path = o->calib;
-    char buf[4096];
-    if (!path) {
-        if (br_is_directory("models/stories3m")) {
-            path = "models/stories3m";
-        } else {
-            ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 32);
-            if (n > 0) {
-                buf[n] = 0;
-                char *slash = strrchr(buf, '/');
-                if (slash) {
-                    strcpy(slash, "/../models/stories3m");
-                    if (br_is_directory(buf)) path = buf;
-                }
-            }
-        }
-    }
-    if (!path) {
-        weight_stats_assumed(db, calib);
-        return 0;
-    }
-    br_model m;
     br_error err;
-    if (br_model_load(&m, path, &err)) {
+    if (br_weight_stats_calibration(db, o->calib, calib, &err)) {
         cli_error(err.msg);
         return -1;
     }
-    weight_stats_from_model(&m, calib, path);
-    weight_stats_free(calib); /* the calibration uses the fractions only */
-    br_model_free(&m);
     return 0;
 }
 
@@ -311,7 +247,7 @@ int cmd_chip(const cli_opts *o) {
             br_techdb_free(&db);
             return 2;
         }
-        weight_stats_assumed(&db, &in.weights);
+        br_weight_stats_assumed(&db, &in.weights);
     } else {
         if (br_model_load(&model, o->model, &err)) {
             cli_error(err.msg);
@@ -319,17 +255,8 @@ int cmd_chip(const cli_opts *o) {
             return 1;
         }
         have_model = 1;
-        const br_config *c = &model.cfg;
-        snprintf(in.shape.name, sizeof in.shape.name, "%s", o->model);
-        in.shape.vocab = c->vocab_size;
-        in.shape.dim = c->dim;
-        in.shape.ffn = c->ffn_dim;
-        in.shape.layers = c->n_layers;
-        in.shape.heads = c->n_heads;
-        in.shape.kv_heads = c->n_kv_heads;
-        in.shape.head_dim = c->head_dim;
-        in.shape.tied = c->tied_embeddings;
-        weight_stats_from_model(&model, &in.weights, o->model);
+        br_shape_from_model(&model, o->model, &in.shape);
+        br_weight_stats_from_model(&model, &in.weights, o->model);
     }
     if (have_model && !o->calib) {
         in.calib = in.weights;
@@ -389,7 +316,7 @@ int cmd_chip(const cli_opts *o) {
     }
     if (rc == 0 && output_close(&out)) rc = 1;
     else if (rc != 0 && out.fp && out.fp != stdout) br_atomic_abort(&out.af);
-    weight_stats_free(&in.weights);
+    br_weight_stats_free(&in.weights);
     if (have_model) br_model_free(&model);
     br_techdb_free(&db);
     return rc;

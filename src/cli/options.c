@@ -81,6 +81,13 @@ static const opt_def defs[] = {
     INT(NULL, "--queue", queue, 1, 65536, "N", "requests waiting for a slot (default 64)"),
     INT(NULL, "--timeout", timeout, 1, 86400, "S", "seconds a connection may idle (default 30)"),
     INT(NULL, "--drain", drain, 0, 86400, "S", "seconds SIGTERM waits for requests in flight (default 30)"),
+    INT("-j", "--jobs", jobs, 1, 1024, "N", "sweep: N worker processes with a work queue"),
+    STR(NULL, "--shard", shard, "I/N", "sweep: run every N-th unit starting at I (0..N-1), for Slurm arrays"),
+    FLAG("--resume", resume, "sweep: keep the whole lines already in the output and run the rest"),
+    FLAG("--merge", merge, "sweep: merge the result files given as arguments"),
+    FLAG("--pareto", pareto, "sweep: mark the Pareto front (\"pareto\": true)"),
+    STR(NULL, "--objectives", objectives, "A,B,..", "sweep: the front's objectives (default energy_per_token_uj,die_area_mm2,ppl)"),
+    FLAG("--mpi", mpi, "sweep: run under mpirun; rank 0 hands out units"),
     FLAG("--help", help, "this help"),
 };
 
@@ -170,7 +177,7 @@ static void mark_given(cli_opts *o, const opt_def *d) {
     }
 }
 
-int cli_parse(int argc, char **argv, int first, const char *command, const char *accepted, cli_opts *o) {
+int cli_parse(int argc, char **argv, int first, const char *command, const char *accepted, int takes_args, cli_opts *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = 128;
     o->threads = br_cpu_count();
@@ -181,6 +188,14 @@ int cli_parse(int argc, char **argv, int first, const char *command, const char 
     o->on_die = 32;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
+        if (takes_args && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            if (o->n_args >= (int)(sizeof o->args / sizeof o->args[0])) {
+                cli_error("at most 64 arguments besides options");
+                return -1;
+            }
+            o->args[o->n_args++] = a;
+            continue;
+        }
         const opt_def *d = find_def(a);
         if (!d) {
             fprintf(stderr, "bitrom: error: unknown option '%s' (see 'bitrom %s --help')\n", a, command);

@@ -68,8 +68,8 @@ void br_report_chip_text(FILE *fp, const br_cost_inputs *in, const br_cost_repor
     }
 }
 
-void br_report_chip_json(FILE *fp, const br_cost_inputs *in, const br_cost_report *r, br_techdb *db) {
-    fprintf(fp, "{\n  \"model\": ");
+void br_report_chip_json_fields(FILE *fp, const br_cost_inputs *in, const br_cost_report *r) {
+    fprintf(fp, "  \"model\": ");
     br_json_write_string(fp, in->shape.name);
     fprintf(fp, ",\n  \"weights\": ");
     br_json_write_string(fp, in->weights.source);
@@ -103,6 +103,11 @@ void br_report_chip_json(FILE *fp, const br_cost_inputs *in, const br_cost_repor
     br_chip_events_write_json(&r->events_per_token, fp);
     fprintf(fp, ",\n  \"hw\": ");
     br_hwconfig_write_json(&in->hw, fp, 2);
+}
+
+void br_report_chip_json(FILE *fp, const br_cost_inputs *in, const br_cost_report *r, br_techdb *db) {
+    fprintf(fp, "{\n");
+    br_report_chip_json_fields(fp, in, r);
     fprintf(fp, ",\n  \"assumptions\": ");
     br_techdb_write_assumptions_json(db, fp);
     fprintf(fp, "\n}\n");

@@ -10,6 +10,9 @@
 
 void br_report_chip_text(FILE *fp, const br_cost_inputs *in, const br_cost_report *r, br_techdb *db);
 void br_report_chip_json(FILE *fp, const br_cost_inputs *in, const br_cost_report *r, br_techdb *db);
+/* The members of that JSON object (no braces), every cost field and the hardware config, without the
+ * database's assumptions (the same for every design point): `bitrom sweep` writes them per point. */
+void br_report_chip_json_fields(FILE *fp, const br_cost_inputs *in, const br_cost_report *r);
 void br_report_chip_csv(FILE *fp, const br_cost_inputs *in, const br_cost_report *r);
 
 /* One acceptance row of BITROM.md 5.3 / Figs. 1a and 5b. */

@@ -6,50 +6,14 @@
 
 #include "chip/adapter.h"
 
-/* the +1 / -1 counts of every matrix, as `bitrom chip -m MODEL` counts them */
-static void weight_stats(const br_model *m, br_weight_stats *w) {
-    memset(w, 0, sizeof *w);
-    const int n = m->cfg.n_layers * BR_PROJ_COUNT;
-    w->n_plus = br_calloc((size_t)n, sizeof(uint64_t));
-    w->n_minus = br_calloc((size_t)n, sizeof(uint64_t));
-    double plus = 0, minus = 0, total = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int p = 0; p < BR_PROJ_COUNT; p++) {
-            const br_ternary_matrix *tm = &m->layers[l].proj[p].m;
-            uint64_t np = 0, nm = 0;
-            for (size_t i = 0; tm->w && i < (size_t)tm->rows * tm->cols; i++) {
-                np += tm->w[i] > 0;
-                nm += tm->w[i] < 0;
-            }
-            w->n_plus[l * BR_PROJ_COUNT + p] = np;
-            w->n_minus[l * BR_PROJ_COUNT + p] = nm;
-            plus += (double)np;
-            minus += (double)nm;
-            total += (double)tm->rows * tm->cols;
-        }
-    w->plus_frac = total > 0 ? plus / total : 0;
-    w->minus_frac = total > 0 ? minus / total : 0;
-    w->have_weights = 1;
-    snprintf(w->source, sizeof w->source, "the served model (%.1f%% zeros)", 100.0 * (1 - w->plus_frac - w->minus_frac));
-}
-
 int br_biller_init(br_biller *b, const br_model *m, const br_hwconfig *hw, br_error *err) {
     memset(b, 0, sizeof *b);
     if (!m->layers[0].proj[0].m.w) return br_fail(err, "%s: the chip's bill needs the model's ternary weights", m->path);
     if (br_techdb_load_default(&b->db, err)) return -1;
     br_cost_inputs *in = &b->base;
     in->hw = *hw;
-    const br_config *c = &m->cfg;
-    snprintf(in->shape.name, sizeof in->shape.name, "%s", m->path ? m->path : "model");
-    in->shape.vocab = c->vocab_size;
-    in->shape.dim = c->dim;
-    in->shape.ffn = c->ffn_dim;
-    in->shape.layers = c->n_layers;
-    in->shape.heads = c->n_heads;
-    in->shape.kv_heads = c->n_kv_heads;
-    in->shape.head_dim = c->head_dim;
-    in->shape.tied = c->tied_embeddings;
-    weight_stats(m, &in->weights);
+    br_shape_from_model(m, m->path ? m->path : "model", &in->shape);
+    br_weight_stats_from_model(m, &in->weights, "the served model");
     in->calib = in->weights; /* calibrated on the served weights, as `bitrom chip -m MODEL` */
     in->lora_rank = hw->lora_rank;
     in->lora_targets = BR_LORA_DEFAULT_TARGETS;
