@@ -37,8 +37,7 @@
 # marked "expect: survives" survives or one so marked is killed (its note is stale), 2 on a list,
 # build or baseline error.
 set -u
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+cd "$(dirname "$0")/.." || exit 2
 LIST=tools/mutations.txt
 MUT_DIR=${MUT_DIR:-build-mut}
 MUT_TIMEOUT=${MUT_TIMEOUT:-900}
@@ -224,6 +223,7 @@ while IFS="$tab" read -r id file from to tests env expect why; do
         fi
     fi
     printf '%-28s %s (%ss)\n' "$id" "$verdict" "$secs"
+    [ $rc = 0 ] && [ "$expect" != survives ] && printf '%-28s   the bug: %s; log %s\n' "" "$why" "$MUT_DIR/logs/$id.log"
 done < "$RECORDS"
 
 echo "== restoring the scratch tree"
