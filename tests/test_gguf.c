@@ -11,6 +11,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "test.h"
 #include "util/fileio.h"
+#include "util/half.h"
 
 static float *model_logits(br_model *m, const int *toks, int n) {
     br_pool *pool = br_pool_create(1);
@@ -524,4 +525,90 @@ void test_gguf_hostile(void) {
     CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 1 && strstr(err, "bad.gguf") && strchr(err, '\n') == err + strlen(err) - 1);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s -p hi", bitrom_bin(), path);
     CHECK(run_cmd(cmd, NULL, 0, err, sizeof err) == 1 && strstr(err, "bad.gguf"));
+}
+
+/* Stores an f16 little-endian at p. */
+static void put_f16(uint8_t *p, float v) {
+    const uint16_t h = br_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+/* The float block types no asset uses (Q8_0, Q4_0, Q6_K: embeddings and heads of other writers),
+ * built here from chosen integer codes and scales by GGML's block layouts (Q8_0: f16 d, 32 int8;
+ * Q4_0: f16 d, element j in the low nibble of byte j and j + 16 in its high nibble, code - 8; Q6_K:
+ * ql[128] qh[64] int8 scales[16] f16 d, per 128-element half the low 4 bits of elements l, l+32 in
+ * ql[l] and ql[l+32] and of l+64, l+96 in their high nibbles, the top 2 bits of l, l+32, l+64, l+96 in
+ * qh[l] bits 0-1, 2-3, 4-5, 6-7, code - 32, one scale per 16 elements), then read back through
+ * br_tensor_dequantize: every value must be d x scale x code exactly (the scales are powers of two). */
+void test_gguf_float_block_types(void) {
+    float want_q8[64], want_q4[64], want_q6[256];
+    uint8_t q8[2 * 34], q4[2 * 18], q6[210] = {0};
+    for (int b = 0; b < 2; b++) {
+        const float d8 = b ? 0.5f : 1.0f, d4 = b ? 0.25f : 2.0f;
+        put_f16(q8 + 34 * b, d8);
+        put_f16(q4 + 18 * b, d4);
+        for (int j = 0; j < 32; j++) {
+            const int code = (j * 37 + b * 11) % 256 - 128;
+            q8[34 * b + 2 + j] = (uint8_t)(int8_t)code;
+            want_q8[32 * b + j] = d8 * (float)code;
+        }
+        for (int j = 0; j < 16; j++) {
+            const int lo = (j * 5 + b) % 16, hi = (j * 11 + 3 * b) % 16;
+            q4[18 * b + 2 + j] = (uint8_t)(lo | hi << 4);
+            want_q4[32 * b + j] = d4 * (float)(lo - 8);
+            want_q4[32 * b + j + 16] = d4 * (float)(hi - 8);
+        }
+    }
+    int8_t sc[16];
+    for (int s = 0; s < 16; s++) sc[s] = (int8_t)(s % 2 ? -(1 << (s % 5)) : 1 << (s % 6));
+    const float d6 = 0.125f;
+    uint8_t L[256]; /* code + 32, 0..63 */
+    for (int i = 0; i < 256; i++) {
+        L[i] = (uint8_t)((i * 29 + 7) % 64);
+        want_q6[i] = d6 * (float)sc[i / 16] * (float)(L[i] - 32);
+    }
+    for (int h = 0; h < 2; h++) {
+        uint8_t *ql = q6 + 64 * h, *qh = q6 + 128 + 32 * h;
+        const uint8_t *Lh = L + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((Lh[l] & 15) | (Lh[l + 64] & 15) << 4);
+            ql[l + 32] = (uint8_t)((Lh[l + 32] & 15) | (Lh[l + 96] & 15) << 4);
+            qh[l] = (uint8_t)(Lh[l] >> 4 | (Lh[l + 32] >> 4) << 2 | (Lh[l + 64] >> 4) << 4 | (Lh[l + 96] >> 4) << 6);
+        }
+    }
+    memcpy(q6 + 192, sc, 16);
+    put_f16(q6 + 208, d6);
+
+    br_gguf_writer *w = br_gguf_writer_new();
+    br_gguf_add_str(w, "general.architecture", "llama");
+    const int64_t ne64[2] = {64, 1}, ne256[2] = {256, 1};
+    br_gguf_add_tensor(w, "q8", GGML_Q8_0, ne64, 2, q8, sizeof q8);
+    br_gguf_add_tensor(w, "q4", GGML_Q4_0, ne64, 2, q4, sizeof q4);
+    br_gguf_add_tensor(w, "q6", GGML_Q6_K, ne256, 2, q6, sizeof q6);
+    const char *path = tmp_path("blocks.gguf");
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    CHECK(br_gguf_write(w, f) == 0);
+    fclose(f);
+    br_gguf_writer_free(w);
+    br_gguf g;
+    br_error e;
+    REQUIRE(br_gguf_open(&g, path, &e) == 0);
+    const char *names[3] = {"q8", "q4", "q6"};
+    const float *want[3] = {want_q8, want_q4, want_q6};
+    const size_t n[3] = {64, 64, 256};
+    for (int k = 0; k < 3; k++) {
+        const br_tensor *t = br_tensors_find(&g.ts, names[k]);
+        float got[256];
+        if (!t || br_tensor_dequantize(t, got, n[k], &e)) {
+            CHECKF(0, "%s: %s", names[k], t ? e.msg : "not found");
+            continue;
+        }
+        int bad = 0, first = -1;
+        for (size_t i = 0; i < n[k]; i++)
+            if (got[i] != want[k][i] && bad++ == 0) first = (int)i;
+        CHECKF(bad == 0, "%s: %d of %zu values differ, the first at %d: %g, want %g", names[k], bad, n[k], first, first >= 0 ? got[first] : 0, first >= 0 ? want[k][first] : 0);
+    }
+    br_gguf_close(&g);
 }

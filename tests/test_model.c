@@ -375,6 +375,18 @@ void test_perplexity_per_line(void) {
     CHECK(fabs(ppl - 4.996) / 4.996 < 0.002); /* measured 0.02 % off (4.9949) */
 }
 
+enum { DRAWS = 20000 };
+
+/* DRAWS samples from 5 logits: how often each token came; frees the sampler */
+static void draw_counts(br_sampler *s, const float *logits, int count[5]) {
+    memset(count, 0, 5 * sizeof(int));
+    for (int d = 0; d < DRAWS; d++) {
+        const int t = br_sample(s, logits);
+        if (t >= 0 && t < 5) count[t]++;
+    }
+    br_sampler_free(s);
+}
+
 /* Nucleus sampling against its definition: with probabilities 0.4, 0.3, 0.15, 0.1, 0.05 (logits
  * log p, temperature 1), top-p 0.6 keeps the two most likely tokens (0.4 < 0.6 <= 0.7) and draws them
  * in proportion 4:3; top-p 0.9 keeps four (0.85 < 0.9 <= 0.95); top-p 1 draws all five by p; temperature T draws by p^(1/T); temperature 0 is argmax. */
@@ -384,16 +396,11 @@ void test_sampler_top_p(void) {
     for (int i = 0; i < 5; i++) logits[i] = logf(p[i]);
     const float tops[3] = {0.6f, 0.9f, 1.0f};
     const int keep[3][5] = {{0, 1, 0, 1, 0}, {1, 1, 0, 1, 1}, {1, 1, 1, 1, 1}};
-    enum { DRAWS = 20000 };
     for (int k = 0; k < 3; k++) {
         br_sampler s;
         br_sampler_init(&s, 5, 1.0f, tops[k], 7);
-        int count[5] = {0};
-        for (int d = 0; d < DRAWS; d++) {
-            const int t = br_sample(&s, logits);
-            if (t >= 0 && t < 5) count[t]++;
-        }
-        br_sampler_free(&s);
+        int count[5];
+        draw_counts(&s, logits, count);
         double kept = 0;
         for (int i = 0; i < 5; i++) kept += keep[k][i] ? p[i] : 0;
         for (int i = 0; i < 5; i++) {
@@ -405,12 +412,8 @@ void test_sampler_top_p(void) {
     /* temperature 0.5 squares the probabilities: 0.0225, 0.16, 0.0025, 0.09, 0.01 (sum 0.285) */
     br_sampler s;
     br_sampler_init(&s, 5, 0.5f, 1.0f, 7);
-    int count[5] = {0};
-    for (int d = 0; d < DRAWS; d++) {
-        const int t = br_sample(&s, logits);
-        if (t >= 0 && t < 5) count[t]++;
-    }
-    br_sampler_free(&s);
+    int count[5];
+    draw_counts(&s, logits, count);
     for (int i = 0; i < 5; i++) {
         const double want = (double)p[i] * p[i] / 0.285, got = (double)count[i] / DRAWS;
         CHECKF(fabs(got - want) < 0.02, "temperature 0.5: token %d drawn %.4f of the time, want %.4f", i, got, want);

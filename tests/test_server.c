@@ -1100,3 +1100,38 @@ void test_server_openai_client(void) { SKIP("built without libmicrohttpd"); }
 void test_server_chip_usage(void) { SKIP("built without libmicrohttpd"); }
 
 #endif
+
+/* A bill is the cost model for the request's sequence with its macro part replaced by the counted
+ * events: fed the cost model's own estimate of those events (per-token events x the tokens), it must
+ * come to the cost model's energy per token x the tokens, and its macro part to the estimate's. */
+void test_server_bill_matches_cost_model(void) {
+    br_model m;
+    br_error e;
+    REQUIRE(br_model_load(&m, asset("models/stories3m"), &e) == 0);
+    br_hwconfig hw;
+    br_hwconfig_default(&hw);
+    br_biller bl;
+    if (br_biller_init(&bl, &m, &hw, &e)) {
+        CHECKF(0, "%s", e.msg);
+        br_model_free(&m);
+        return;
+    }
+    const int n_prompt = 5, n_gen = 11, L = n_prompt + n_gen;
+    br_cost_inputs in = bl.base;
+    in.context = L;
+    in.prompt = n_prompt;
+    in.lora_rank = 0;
+    br_cost_report r;
+    CHECK(br_cost_evaluate(&bl.db, &in, &r) == 0);
+    br_chip_events ev = r.events_per_token;
+#define X(name, doc) ev.name *= (uint64_t)L;
+    BR_CHIP_EVENTS(X)
+#undef X
+    br_chip_bill bill;
+    CHECK(br_chip_bill_compute(&bl, n_prompt, n_gen, &ev, 0, &bill, &e) == 0);
+    const double want = r.energy_per_token_uj * L, want_macro = r.e_macro_uj * L;
+    CHECKF(bill.tokens == L && fabs(bill.energy_uj - want) <= 1e-9 * want && fabs(bill.macro_energy_uj - want_macro) <= 1e-9 * want_macro,
+           "%d tokens: bill %.9g uJ (macro %.9g), cost model %.9g uJ (macro %.9g)", bill.tokens, bill.energy_uj, bill.macro_energy_uj, want, want_macro);
+    br_biller_free(&bl);
+    br_model_free(&m);
+}
