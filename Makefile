@@ -16,7 +16,7 @@ CPPFLAGS += -DBR_HAVE_MHD $(MHD_CFLAGS)
 LDLIBS   += $(MHD_LIBS)
 endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c)
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c src/train/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)
@@ -53,7 +53,7 @@ endif
 .PHONY: all test test-fast test-asan fuzz fuzz-long clean bench synth test-rtl-full
 all: $(BUILD)/bitrom
 
-$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard tests/*.h) tests/tests.def
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h) $(wildcard src/train/*.h) $(wildcard tests/*.h) tests/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
 

@@ -21,6 +21,12 @@ typedef struct cli_opts {
     /* bitrom server: 0 (or NULL) means the default */
     const char *host, *api_key;
     int port, port_set, parallel, max_body, max_prompt, max_tokens, max_conn, queue, timeout, drain;
+    /* bitrom finetune */
+    const char *train, *eval, *targets;
+    int rank, rank_set, batch, accum, steps, warmup, warmup_set, eval_every, save_every, save_every_set, resume, rslora, stop_at;
+    double alpha, dropout, lr, min_lr, weight_decay, clip;
+    int alpha_set, lr_set, clip_set, wd_set;
+    int keep_weights; /* set by a command that reads the model's int8 weights after the session is open */
 } cli_opts;
 
 /* Parses argv[first..]; returns -1 (after printing the error) on an unknown or malformed option. */
@@ -60,5 +66,6 @@ int cmd_bench(const cli_opts *o);
 int cmd_compare(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
 int cmd_rtl(const cli_opts *o);
+int cmd_finetune(const cli_opts *o);
 
 #endif

@@ -102,7 +102,7 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
         return -1;
     }
     /* the CPU kernels read only their packed copy: the model's int8 weights can go (2 GB of a 2B model) */
-    if (strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
+    if (!o->keep_weights && strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
     br_head_kind head;
     if (br_head_kind_from_name(o->head, &head)) {
         cli_error("--head must be f32, q8, q6 or q4");

@@ -30,6 +30,19 @@ static const command commands[] = {
      "  (--hw CONFIG.json overrides the hardware, --stats FILE writes the event counts as JSON);\n"
      "  --lora [NAME=]DIR adds a LoRA adapter (PEFT dir or the authors' .safetensors); --lora-bits 2..8 or 1 (ternary)\n"
      "  fake-quantizes it as the authors' QuantLoRALinear, --lora-act-bits (default 8 when quantized) its input."},
+    {"finetune", cmd_finetune, "train a LoRA adapter on the frozen ternary model (CPU or the chip in the loop)",
+     "bitrom finetune -m MODEL --train FILE [--eval FILE] -o ADAPTER_DIR [--targets v,o,down] [--rank 16] [--alpha 32] [--rslora]\n"
+     "                [--dropout P] [--ctx 256] [--batch 8] [--accum 1] [--steps 1000] [--lr 2e-3] [--min-lr 0] [--warmup 20]\n"
+     "                [--weight-decay 0] [--clip 1] [--seed S] [--lora-bits B] [--lora-act-bits B] [--eval-every N] [--chunks 48]\n"
+     "                [--save-every 50] [--resume] [--stop-at STEP] [--backend cpu|chip] [--hw CONFIG.json] [-t THREADS]\n"
+     "  Trains LoRA factors (A as peft initializes it, B = 0) on --ctx-token blocks of the training text (tokenized whole,\n"
+     "  no BOS, as ppl --ctx), batches of --batch blocks times --accum, AdamW with decoupled weight decay, linear warm-up\n"
+     "  then cosine decay to --min-lr, gradient clipping at --clip (0: off). The forward is the inference forward (int8\n"
+     "  activation codes; --backend chip: the chip's 4-bit passes and registers), the backward uses the straight-through\n"
+     "  estimator. --lora-bits / --lora-act-bits train the adapter quantization-aware (QuantLoRALinear). Targets: q, k, v,\n"
+     "  o, gate, up, down. Writes ADAPTER_DIR/adapter_config.json + adapter_model.safetensors (PEFT; --lora loads them),\n"
+     "  train.jsonl (a line per step and per eval) and trainer-state.bin every --save-every steps, which --resume\n"
+     "  continues from exactly. --eval FILE: perplexity of --chunks blocks every --eval-every steps and at the end."},
     {"tokenize", cmd_tokenize, "print the token ids of a text",
      "bitrom tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE) [--no-bos]\n"
      "  Prints the ids separated by single spaces on one line."},
