@@ -47,6 +47,15 @@ static br_lmod_d *make_mods_d(const br_model *m, int r, int *n_out, uint64_t see
     return mods;
 }
 
+/* the CPU kernels, or the chip in its 4-bit mode (8-bit saturating registers) */
+static br_backend *make_backend(int chip, br_pool *pool, const br_model *m) {
+    if (!chip) return br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+    br_hwconfig hw;
+    br_hwconfig_default(&hw);
+    hw.act_bits = 4;
+    return br_chip_backend_create(&hw, pool, m->cfg.n_layers);
+}
+
 static void free_mods_d(br_lmod_d *mods, int n) {
     for (int i = 0; i < n; i++) {
         free(mods[i].A);
@@ -145,14 +154,7 @@ void test_train_ste_identity(void) {
         br_error e;
         REQUIRE(br_model_load(&m, asset("models/bitnet2b-tiny"), &e) == 0);
         br_pool *pool = br_pool_create(2);
-        br_backend *be;
-        if (chip) {
-            br_hwconfig hw;
-            br_hwconfig_default(&hw);
-            hw.act_bits = 4;
-            be = br_chip_backend_create(&hw, pool, m.cfg.n_layers);
-        } else
-            be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+        br_backend *be = make_backend(chip, pool, &m);
         br_session s;
         REQUIRE(br_session_init(&s, &m, be, pool, 0, &e) == 0);
         int n_mods;
@@ -199,14 +201,7 @@ void test_train_b0_logits_identical(void) {
         br_error e;
         REQUIRE(br_model_load(&m, asset(chip ? "models/bitnet2b-tiny" : "models/stories3m"), &e) == 0);
         br_pool *pool = br_pool_create(2);
-        br_backend *be;
-        if (chip) {
-            br_hwconfig hw;
-            br_hwconfig_default(&hw);
-            hw.act_bits = 4;
-            be = br_chip_backend_create(&hw, pool, m.cfg.n_layers);
-        } else
-            be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+        br_backend *be = make_backend(chip, pool, &m);
         br_session s;
         REQUIRE(br_session_init(&s, &m, be, pool, 0, &e) == 0);
         const int T = chip ? 12 : 160; /* past the session's batch of 128 */

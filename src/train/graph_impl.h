@@ -597,6 +597,22 @@ static void head_bwd_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/* dx += the RMSNorm's backward for T rows of n */
+static void rows_rmsnorm_bwd(REAL *dx, const REAL *x, const float *w, const REAL *dy, int T, int n, float eps) {
+    for (int t = 0; t < T; t++) v_rmsnorm_bwd(dx + t * (size_t)n, x + t * (size_t)n, w, dy + t * (size_t)n, n, eps);
+}
+
+/* The gradient of a BitLinear's input (n wide) in buf, then through the sub-norm before it (if any,
+ * whose input was pre) into buf2: returns the gradient of the sub-norm's input (or of the BitLinear's). */
+static REAL *linear_subnorm_bwd(graph *g, int l, br_proj p, const REAL *dy, int T, int n, const float *sub_norm, const REAL *pre, REAL *buf, REAL *buf2) {
+    memset(buf, 0, (size_t)T * n * sizeof(REAL));
+    linear_bwd(g, l, p, dy, T, buf, 1);
+    if (!sub_norm) return buf;
+    memset(buf2, 0, (size_t)T * n * sizeof(REAL));
+    rows_rmsnorm_bwd(buf2, pre, sub_norm, buf, T, n, g->model->cfg.norm_eps);
+    return buf2;
+}
+
 static void layer_bwd(graph *g, int l, REAL *dres, int T) {
     const br_config *c = &g->model->cfg;
     const br_layer *L = &g->model->layers[l];
@@ -604,15 +620,7 @@ static void layer_bwd(graph *g, int l, REAL *dres, int T) {
     const int dim = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ffn = c->ffn_dim;
     const size_t Tn = (size_t)T;
     /* feed-forward: dres is d(down's output) */
-    REAL *dd_in = g->d1;
-    memset(dd_in, 0, Tn * ffn * sizeof(REAL));
-    linear_bwd(g, l, BR_PROJ_DOWN, dres, T, dd_in, 1);
-    REAL *dh = dd_in;
-    if (L->ffn_sub_norm) {
-        dh = g->d2;
-        memset(dh, 0, Tn * ffn * sizeof(REAL));
-        for (int t = 0; t < T; t++) v_rmsnorm_bwd(dh + t * (size_t)ffn, a->hh + t * (size_t)ffn, L->ffn_sub_norm, dd_in + t * (size_t)ffn, ffn, c->norm_eps);
-    }
+    const REAL *dh = linear_subnorm_bwd(g, l, BR_PROJ_DOWN, dres, T, ffn, L->ffn_sub_norm, a->hh, g->d1, g->d2);
     REAL *dg = g->d3, *du = g->d4;
     for (size_t i = 0; i < Tn * ffn; i++) {
         const double x = a->g[i];
@@ -632,17 +640,9 @@ static void layer_bwd(graph *g, int l, REAL *dres, int T) {
     memset(dxn2, 0, Tn * dim * sizeof(REAL));
     linear_bwd(g, l, BR_PROJ_GATE, dg, T, dxn2, 1);
     linear_bwd(g, l, BR_PROJ_UP, du, T, dxn2, 1);
-    for (int t = 0; t < T; t++) v_rmsnorm_bwd(dres + t * (size_t)dim, a->xmid + t * (size_t)dim, L->ffn_norm, dxn2 + t * (size_t)dim, dim, c->norm_eps);
+    rows_rmsnorm_bwd(dres, a->xmid, L->ffn_norm, dxn2, T, dim, c->norm_eps);
     /* attention: dres is now d(o's output) */
-    REAL *do_in = g->d1;
-    memset(do_in, 0, Tn * qd * sizeof(REAL));
-    linear_bwd(g, l, BR_PROJ_O, dres, T, do_in, 1);
-    REAL *datt = do_in;
-    if (L->attn_sub_norm) {
-        datt = g->d2;
-        memset(datt, 0, Tn * qd * sizeof(REAL));
-        for (int t = 0; t < T; t++) v_rmsnorm_bwd(datt + t * (size_t)qd, a->att + t * (size_t)qd, L->attn_sub_norm, do_in + t * (size_t)qd, qd, c->norm_eps);
-    }
+    const REAL *datt = linear_subnorm_bwd(g, l, BR_PROJ_O, dres, T, qd, L->attn_sub_norm, a->att, g->d1, g->d2);
     REAL *dq = g->d3, *dk = g->d4, *dv = g->d5;
     memset(dq, 0, Tn * qd * sizeof(REAL));
     memset(dk, 0, Tn * kvd * sizeof(REAL));
@@ -659,8 +659,7 @@ static void layer_bwd(graph *g, int l, REAL *dres, int T) {
     linear_bwd(g, l, BR_PROJ_Q, dq, T, dxn1, need);
     linear_bwd(g, l, BR_PROJ_K, dk, T, dxn1, need);
     linear_bwd(g, l, BR_PROJ_V, dv, T, dxn1, need);
-    if (need)
-        for (int t = 0; t < T; t++) v_rmsnorm_bwd(dres + t * (size_t)dim, a->xin + t * (size_t)dim, L->attn_norm, dxn1 + t * (size_t)dim, dim, c->norm_eps);
+    if (need) rows_rmsnorm_bwd(dres, a->xin, L->attn_norm, dxn1, T, dim, c->norm_eps);
 }
 
 void GN(br_graph_backward)(graph *g, const int *tokens, double weight) {
@@ -682,8 +681,7 @@ void GN(br_graph_backward)(graph *g, const int *tokens, double weight) {
     if (g->pool) br_pool_run(g->pool, head_bwd_worker, &hj);
     else head_bwd_worker(&hj, 0, 1);
     memset(g->dres, 0, (size_t)T * dim * sizeof(REAL));
-    for (int t = 0; t < T; t++)
-        v_rmsnorm_bwd(g->dres + (size_t)t * dim, g->xfinal + (size_t)t * dim, g->model->final_norm, g->d1 + (size_t)t * dim, dim, c->norm_eps);
+    rows_rmsnorm_bwd(g->dres, g->xfinal, g->model->final_norm, g->d1, T, dim, c->norm_eps);
     /* the tape is read backwards by nobody: the backward needs no quantization */
     for (int l = c->n_layers - 1; l >= 0; l--) layer_bwd(g, l, g->dres, T);
     g->bwd_s += br_now_seconds() - t0;

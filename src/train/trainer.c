@@ -357,8 +357,10 @@ int br_trainer_step(br_trainer *t, br_train_step_info *info, br_error *err) {
     info->fwd_s = t->g.fwd_s - f0;
     info->bwd_s = t->g.bwd_s - b0;
     info->opt_s = t2 - t1;
-    fprintf(t->log, "{\"step\": %d, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, \"train_s\": %.3f, \"tokens_per_s\": %.1f, \"cpu_s\": %.2f}\n",
-            s, loss, lr, gn, t->tokens_done, t->train_s, info->tokens_per_s, cpu_seconds());
+    fprintf(t->log,
+            "{\"step\": %d, \"loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, \"train_s\": %.3f, \"tokens_per_s\": %.1f, \"cpu_s\": %.2f, "
+            "\"fwd_s\": %.4f, \"bwd_s\": %.4f, \"opt_s\": %.4f}\n",
+            s, loss, lr, gn, t->tokens_done, t->train_s, info->tokens_per_s, cpu_seconds(), info->fwd_s, info->bwd_s, info->opt_s);
     fflush(t->log);
     return 0;
 }
