@@ -420,11 +420,14 @@ void test_train_bad_input(void) {
         {"--train %s --ctx 4096", "the model's context"},
         {"--train %s --lora-bits 40", "--lora-bits"},
         {"--train %s --lr -1", "--lr"},
+        {"--train %s --eval TINY", "eval text has"},
     };
-    const char *files[] = {empty, tiny, text, text, text, text, text};
+    const char *files[] = {empty, tiny, text, text, text, text, text, text};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[2048], args[1024], out[4096], err[4096];
         snprintf(args, sizeof args, cases[i].args, files[i]);
+        char *tp = strstr(args, "TINY");
+        if (tp) snprintf(tp, sizeof args - (size_t)(tp - args), "%s", tiny);
         snprintf(cmd, sizeof cmd, "%s finetune -m %s %s -o %s --steps 1", bitrom_bin(), asset("models/stories3m"), args, dir);
         const int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
         CHECKF(rc != 0 && rc < 128 && strstr(err, cases[i].msg) && strchr(err, '\n') == err + strlen(err) - 1, "%s: rc %d, %s", args, rc, err);

@@ -245,7 +245,14 @@ int br_trainer_init(br_trainer *t, br_session *sess, const br_train_opts *o, con
     t->g.dropout = o->dropout;
     t->g.lora_bits = o->lora_bits;
     t->g.lora_act_bits = o->lora_act_bits;
-    if (eval_text) {
+    if (eval_text) { /* checked now, not after the training it would evaluate */
+        int *eids, en;
+        br_tokenizer_encode(&m->tok, eval_text, eval_len, 0, &eids, &en);
+        free(eids);
+        if (en < o->ctx) {
+            br_trainer_free(t);
+            return br_fail(err, "the eval text has %d tokens, fewer than one block of %d (--ctx)", en, o->ctx);
+        }
         t->eval_text = br_malloc(eval_len + 1);
         memcpy(t->eval_text, eval_text, eval_len);
         t->eval_text[eval_len] = 0;
