@@ -28,7 +28,7 @@ MPI := $(if $(MPI_SHOW),$(shell printf '\043include <mpi.h>\nint main(void) { re
           $(CC) -x c - $(MPI_CPP) $(MPI_LIBS) -o /dev/null 2>/dev/null && echo 1),)
 endif
 
-LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c src/sweep/*.c)
+LIB_SRC  = $(wildcard src/util/*.c src/model/*.c src/model/*/*.c src/kernels/*.c src/chip/*.c src/report/*.c src/serve/*.c src/rtl/*.c src/sweep/*.c src/train/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
 BENCH_SRC = $(wildcard bench/*.c)

@@ -31,6 +31,12 @@ typedef struct cli_opts {
     int jobs, resume, merge, pareto, mpi;
     const char *args[64]; /* arguments that are not options (only commands that take them: sweep) */
     int n_args;
+    /* bitrom finetune (and --resume, shared with sweep) */
+    const char *train, *eval, *targets;
+    int rank, rank_set, batch, accum, steps, warmup, warmup_set, eval_every, save_every, save_every_set, rslora, stop_at;
+    double alpha, dropout, lr, min_lr, weight_decay, clip;
+    int alpha_set, lr_set, clip_set, wd_set;
+    int keep_weights; /* set by a command that reads the model's int8 weights after the session is open */
 } cli_opts;
 
 /* Parses argv[first..] for `command`, which takes the options whose long names are listed in
@@ -79,5 +85,6 @@ int cmd_compare(const cli_opts *o);
 int cmd_paper(const cli_opts *o);
 int cmd_rtl(const cli_opts *o);
 int cmd_sweep(const cli_opts *o);
+int cmd_finetune(const cli_opts *o);
 
 #endif

@@ -35,7 +35,7 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
         cli_error("--hw describes the chip: it needs --backend chip or rtl");
         return -1;
     }
-    if ((cli_given(o, "--lora-bits") || cli_given(o, "--lora-act-bits")) && o->n_lora == 0) {
+    if ((o->lora_bits > 0 || o->lora_act_bits >= 0) && o->n_lora == 0) {
         cli_error("--lora-bits and --lora-act-bits apply to adapters: give one with --lora");
         return -1;
     }
@@ -111,7 +111,7 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
         return -1;
     }
     /* the CPU kernels read only their packed copy: the model's int8 weights can go (2 GB of a 2B model) */
-    if (strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
+    if (!o->keep_weights && strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
     br_head_kind head = e->session.head.kind; /* auto: the checkpoint's own precision */
     if (o->head && strcmp(o->head, "auto") != 0 && br_head_kind_from_name(o->head, &head)) {
         cli_error("--head must be auto, f32, bf16, f16, q8, q6 or q4");

@@ -85,6 +85,18 @@ static const command commands[] = {
      "  One JSON line per point, keyed by the hash of its configuration; the finished file is sorted by key, so\n"
      "  1 process, -j N, shards merged and --mpi give the same bytes. Run times go to RESULTS.jsonl.timing.",
      "--output --jobs --shard --mpi --resume --force --pareto --objectives --html --threads --merge --help", 1},
+    {"finetune", cmd_finetune, "train a LoRA adapter on the frozen ternary model (CPU or the chip in the loop)",
+     "bitrom finetune -m MODEL --train FILE [--eval FILE] -o ADAPTER_DIR [options]",
+     "  Trains LoRA factors (A as peft initializes it, B = 0) on --ctx-token blocks of the training text (tokenized whole,\n"
+     "  no BOS, as ppl --ctx), batches of --batch blocks times --accum, AdamW with decoupled weight decay, linear warm-up\n"
+     "  then cosine decay to --min-lr, gradient clipping at --clip. The forward is the inference forward (int8\n"
+     "  activation codes; --backend chip: the chip's 4-bit passes and registers), the backward uses the straight-through\n"
+     "  estimator. --lora-bits / --lora-act-bits train the adapter quantization-aware (QuantLoRALinear). Writes\n"
+     "  ADAPTER_DIR/adapter_config.json + adapter_model.safetensors (PEFT; --lora loads them), train.jsonl (a line per\n"
+     "  step and per eval) and trainer-state.bin every --save-every steps, which --resume continues from exactly.\n"
+     "  --eval FILE: perplexity of --chunks blocks (default 48) every --eval-every steps and at the end.",
+     "--model --train --eval --output --targets --rank --alpha --rslora --dropout --ctx --batch --accum --steps --lr --min-lr --warmup "
+     "--weight-decay --clip --seed --lora-bits --lora-act-bits --eval-every --chunks --save-every --resume --stop-at --backend --hw --threads --help", 0},
     {"paper", cmd_paper, "reproduce the paper's numbers (Figs. 1a and 5b, the headline claims)", "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]",
      "  Prints every acceptance row: the paper's value, ours, the relative difference, and what it rests on.\n"
      "  Exits non-zero if a row is outside its tolerance.",

@@ -55,7 +55,7 @@ static const opt_def defs[] = {
     STR(NULL, "--hw", hw, "CONFIG.json", "the chip's hardware configuration (--backend chip|rtl, rom, rtl, chip)"),
     STR(NULL, "--stats", stats, "FILE", "write the chip's (or the RTL's) event counts as JSON"),
     {NULL, "--lora", T_LIST, OFF(lora), NOSET, 0, 0, 0, "[NAME=]DIR", "add a LoRA adapter (PEFT directory or the authors' .safetensors); repeatable, up to 8"},
-    INT(NULL, "--lora-bits", lora_bits, 1, 8, "B", "fake-quantize the adapters' weights as the authors' QuantLoRALinear: 2..8 bits, or 1 (ternary)"),
+    INT(NULL, "--lora-bits", lora_bits, 1, 16, "B", "fake-quantize the adapters' weights as the authors' QuantLoRALinear: 2..16 bits, or 1 (ternary)"),
     INT(NULL, "--lora-act-bits", lora_act_bits, 0, 16, "B", "the adapters' input: 0 (float) or 2..16 bits (default 8 with --lora-bits, else float)"),
     {NULL, "--node", T_DOUBLE, OFF(node), OFF(node_set), 1, 1000, 0, "NM", "technology node in nm (default 65)"},
     INT(NULL, "--context", context, 1, 1e9, "L", "tokens of context the KV cache holds (default 128)"),
@@ -83,11 +83,29 @@ static const opt_def defs[] = {
     INT(NULL, "--drain", drain, 0, 86400, "S", "seconds SIGTERM waits for requests in flight (default 30)"),
     INT("-j", "--jobs", jobs, 1, 1024, "N", "sweep: N worker processes with a work queue"),
     STR(NULL, "--shard", shard, "I/N", "sweep: run every N-th unit starting at I (0..N-1), for Slurm arrays"),
-    FLAG("--resume", resume, "sweep: keep the whole lines already in the output and run the rest"),
+    FLAG("--resume", resume, "sweep: keep the whole lines already in the output and run the rest; finetune: continue from trainer-state.bin"),
     FLAG("--merge", merge, "sweep: merge the result files given as arguments"),
     FLAG("--pareto", pareto, "sweep: mark the Pareto front (\"pareto\": true)"),
     STR(NULL, "--objectives", objectives, "A,B,..", "sweep: the front's objectives (default energy_per_token_uj,die_area_mm2,ppl)"),
     FLAG("--mpi", mpi, "sweep: run under mpirun; rank 0 hands out units"),
+    STR(NULL, "--train", train, "FILE", "finetune: the training text"),
+    STR(NULL, "--eval", eval, "FILE", "finetune: the evaluation text (perplexity every --eval-every steps and at the end)"),
+    STR(NULL, "--targets", targets, "v,o,down", "finetune: the projections adapted: any of q, k, v, o, gate, up, down"),
+    {NULL, "--rank", T_INT, OFF(rank), OFF(rank_set), 1, 4096, 0, "R", "finetune: LoRA rank (default 16)"},
+    {NULL, "--alpha", T_DOUBLE, OFF(alpha), OFF(alpha_set), 0, 1e6, 1, "A", "finetune: LoRA alpha (default 2 x rank)"},
+    FLAG("--rslora", rslora, "finetune: scale alpha / sqrt(rank) (rsLoRA) instead of alpha / rank"),
+    {NULL, "--dropout", T_DOUBLE, OFF(dropout), NOSET, 0, 0.99, 0, "P", "finetune: dropout on the adapter's input (default 0)"},
+    INT(NULL, "--batch", batch, 1, 4096, "N", "finetune: blocks per batch (default 8)"),
+    INT(NULL, "--accum", accum, 1, 1 << 20, "N", "finetune: batches per optimizer step (default 1)"),
+    INT(NULL, "--steps", steps, 1, 1e9, "N", "finetune: optimizer steps (default 1000)"),
+    {NULL, "--warmup", T_INT, OFF(warmup), OFF(warmup_set), 0, 1e9, 0, "N", "finetune: linear warm-up steps (default 20)"},
+    {NULL, "--lr", T_DOUBLE, OFF(lr), OFF(lr_set), 0, 10, 1, "LR", "finetune: peak learning rate (default 2e-3)"},
+    {NULL, "--min-lr", T_DOUBLE, OFF(min_lr), NOSET, 0, 10, 0, "LR", "finetune: the cosine decay's floor (default 0)"},
+    {NULL, "--weight-decay", T_DOUBLE, OFF(weight_decay), OFF(wd_set), 0, 100, 0, "W", "finetune: AdamW's decoupled weight decay (default 0)"},
+    {NULL, "--clip", T_DOUBLE, OFF(clip), OFF(clip_set), 0, 1e9, 0, "C", "finetune: gradient norm clipping, 0 off (default 1)"},
+    INT(NULL, "--eval-every", eval_every, 0, 1e9, "N", "finetune: steps between evaluations (0: only at the end)"),
+    {NULL, "--save-every", T_INT, OFF(save_every), OFF(save_every_set), 0, 1e9, 0, "N", "finetune: steps between checkpoints (default 50)"},
+    INT(NULL, "--stop-at", stop_at, 0, 1e9, "STEP", "finetune: stop after this step (a run continued later with --resume)"),
     FLAG("--help", help, "this help"),
 };
 
@@ -128,7 +146,7 @@ static int parse_value(const opt_def *d, const char *name, const char *v, cli_op
         long x = strtol(v, &end, 10);
         if (*v == 0 || *end || errno) break;
         if (!in_range(d, (double)x)) {
-            fprintf(stderr, "bitrom: error: option %s: %s is outside %s\n", name, v, range);
+            fprintf(stderr, "bitrom: error: option %s %s is outside %s\n", name, v, range);
             return -1;
         }
         *(int *)dst = (int)x;
@@ -139,7 +157,7 @@ static int parse_value(const opt_def *d, const char *name, const char *v, cli_op
         double x = strtod(v, &end);
         if (*v == 0 || *end || errno) break;
         if (!in_range(d, x)) {
-            fprintf(stderr, "bitrom: error: option %s: %s is not a finite number in %s\n", name, v, range);
+            fprintf(stderr, "bitrom: error: option %s %s is not a finite number in %s\n", name, v, range);
             return -1;
         }
         if (d->type == T_FLOAT) *(float *)dst = (float)x;
