@@ -72,8 +72,9 @@ static int cmp_dbl(const void *a, const void *b) {
 #define LORA_FLIP 1e-4
 #define LORA_NEAR_TIE 1e-3
 /* Per model, the adapter runs together check at least this many positions before their first flip
- * (measured: stories3m 12 + 3, falcon3-tiny 20 + 8, bitnet2b-tiny 1 + 20). */
-#define LORA_MIN_STRICT 12
+ * (measured, AVX-512 path: stories3m 12 + 3, falcon3-tiny 20 + 8, bitnet2b-tiny 1 + 20; the scalar
+ * path's float rounding moves bitnet2b-tiny's W5A8 flip to position 10: 1 + 10). */
+#define LORA_MIN_STRICT 10
 static int check_close(const char *what, const float *got, const char *ref_rel, int n, int vocab) {
     void *refv = NULL;
     long bytes = read_all(asset(ref_rel), &refv);
