@@ -35,9 +35,11 @@ until curl -s -f "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; do
     sleep 0.5
 done
 body="{\"prompt\": [1, 300, 400, 500], \"max_tokens\": $N, \"temperature\": 0$extra}"
-one_client() { # $1: output file
+one_client() { # $1: output file; a request without a completion count is logged, not fatal
     for _ in $(seq "$R"); do
-        curl -s -m 600 -d "$body" "http://127.0.0.1:$PORT/v1/completions" | grep -o '"completion_tokens": *[0-9]*' | grep -o '[0-9]*$' >> "$1"
+        r=$(curl -s -m 600 -d "$body" "http://127.0.0.1:$PORT/v1/completions" || true)
+        n=$(printf '%s' "$r" | grep -o '"completion_tokens": *[0-9]*' | grep -o '[0-9]*$' || true)
+        if [ -n "$n" ]; then echo "$n" >> "$1"; else printf '%s\n' "$r" | head -c 300 >> "$work/failed"; echo >> "$work/failed"; fi
     done
 }
 one_client "$work/warmup" # first touches of the weights and caches
@@ -65,3 +67,4 @@ for c in $COUNTS; do
     echo "$c $med $first" | awk '{printf "%7d  %10.1f  %11.1f  %8.2f\n", $1, $2, $2 / $1, $2 / $3}'
 done
 echo "runs (clients tok/s): $(tr '\n' ';' < "$work/runs")"
+if [ -s "$work/failed" ]; then echo "requests without a completion count: $(grep -c . "$work/failed")"; head -n 3 "$work/failed"; tail -n 40 "$work/server.log"; fi

@@ -44,6 +44,36 @@ static uint32_t rnd(void) {
     return (uint32_t)(rng_state >> 33);
 }
 
+/* One backend, matrices of different widths one after the other, as a batched decode step runs them:
+ * a wide matrix with one token fills the activation buffer, then a narrow one with several tokens
+ * fits in it; the per-token sums must still have room for every token (they had room for one: a
+ * heap overflow that corrupted `bitrom server` under 4 concurrent clients; ASan finds it here). */
+void test_cpu_backend_staging_sizes(void) {
+    br_pool *pool = br_pool_create(2);
+    br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AUTO);
+    const int shapes[][3] = {{8, 4096, 1}, {8, 1536, 2}, {8, 256, 8}, {8, 4096, 1}, {8, 64, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int rows = shapes[s][0], cols = shapes[s][1], T = shapes[s][2];
+        br_ternary_matrix m = {rows, cols, br_malloc((size_t)rows * cols), 0, BR_PROJ_Q, NULL};
+        int8_t *x = br_malloc((size_t)T * cols);
+        for (int i = 0; i < rows * cols; i++) m.w[i] = (int8_t)(rnd() % 3) - 1;
+        for (int i = 0; i < T * cols; i++) x[i] = (int8_t)(rnd() % 256 - 128);
+        int32_t *ref = br_malloc(sizeof(int32_t) * (size_t)T * rows), *got = br_malloc(sizeof(int32_t) * (size_t)T * rows);
+        br_ternary_matmul_reference(&m, x, T, ref);
+        br_error e;
+        CHECK(be->prepare(be, &m, &e) == 0);
+        be->matmul(be, &m, x, T, 0, got);
+        CHECKF(memcmp(ref, got, sizeof(int32_t) * (size_t)T * rows) == 0, "%dx%d T=%d after wider matrices", rows, cols, T);
+        be->unprepare(be, &m);
+        free(m.w);
+        free(x);
+        free(ref);
+        free(got);
+    }
+    be->destroy(be);
+    br_pool_destroy(pool);
+}
+
 void test_kernels_match_reference(void) {
     const int shapes[][3] = {{1, 1, 1}, {5, 127, 3}, {4, 128, 1}, {17, 129, 5}, {64, 256, 64}, {33, 1000, 2}, {8, 385, 70}, {12, 6912, 9}, {4, 2560, 130}, {7, 513, 4}, {9, 320, 5}, {5, 641, 1}};
     br_pool *pool = br_pool_create(2);

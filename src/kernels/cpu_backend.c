@@ -41,6 +41,7 @@ typedef struct cpu_backend {
     int8_t *xpad;                /* padded activations, grown on demand */
     int32_t *xsum;
     size_t xpad_cap;
+    int xsum_cap; /* tokens: apart from xpad_cap, which a wide matrix can fill with one token */
     size_t weight_bytes; /* packed bytes of all prepared matrices */
 } cpu_backend;
 
@@ -247,7 +248,10 @@ static int stage_x(cpu_backend *cb, const br_ternary_matrix *m, const int8_t *x,
             return -1;
         }
         cb->xpad_cap = need;
+    }
+    if (n_tokens > cb->xsum_cap) {
         cb->xsum = br_realloc(cb->xsum, (size_t)n_tokens * sizeof(int32_t));
+        cb->xsum_cap = n_tokens;
     }
     for (int t = 0; t < n_tokens; t++) {
         int8_t *dst = cb->xpad + t * stride;
