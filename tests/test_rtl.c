@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "rtl/rtl_backend.h"
 #include "rtl/rtlgen.h"
+#include "rtl/synth.h"
 #include "test.h"
 #include "util/fileio.h"
 
@@ -338,17 +339,22 @@ static int build_tb(const br_hwconfig *hw, const char *dir, int gate, const char
     if (!f) return -1;
     br_hwconfig_write_json(hw, f, 0);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl --hw %s -o %s %s %s", dir, bitrom_bin(), json, dir, model ? "-m" : "", model ? model : "");
+    snprintf(cmd, sizeof cmd, "rm -rf %s; %s rtl --hw %s -o %s %s %s %s", dir, bitrom_bin(), json, dir, model ? "-m" : "", model ? model : "", gate ? "--synth" : "");
     if (run_cmd(cmd, out, sizeof out, err, sizeof err) != 0) {
         fprintf(stderr, "  %s\n", err);
         return -1;
     }
     if (gate) {
-        snprintf(cmd, sizeof cmd, "cd %s && yosys -q -l synth.log -s synth.ys", dir);
-        if (run_cmd(cmd, out, sizeof out, err, sizeof err) != 0) {
-            fprintf(stderr, "  yosys: %s\n", err);
-            return -1;
-        }
+        /* bitrom rtl --synth ran synth.ys: its table and synth.json */
+        fprintf(stderr, "%s", strstr(out, "synthesis") ? strstr(out, "synthesis") : out);
+        br_synth_result sr;
+        br_error e;
+        e.msg[0] = 0;
+        char *sj = br_path_join(dir, "synth.json");
+        CHECKF(strstr(out, "critical path") && br_synth_load(sj, &sr, &e) == 0 && sr.cells > 0 && sr.flops > 0 && sr.area_um2 > 0 && sr.delay_ns > 0 &&
+                   sr.macro_rows == hw->macro_rows && sr.register_bits == hw->register_bits,
+               "synth.json: %s", e.msg);
+        free(sj);
         snprintf(cmd, sizeof cmd,
                  "cd %s && iverilog -g2005 -I . -o tb.vvp tb/bitrom_tb.v macro.v netlist.v rtl/biroma.v rtl/global_acc.v "
                  "/usr/share/qflow/tech/osu018/osu018_stdcells.v",
@@ -524,4 +530,53 @@ void test_rtl_gate_level(void) {
     random_matrix(&m, 20, 40, 1);
     CHECK(tb_compare(&hw, dir, &m, 2, 1, "gate level, 20x40, 5-bit saturate") > 0);
     br_ternary_weights_free(&m);
+}
+
+static double json_num(const char *text, const char *key) {
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *k = strstr(text, pat);
+    double v = NAN;
+    if (k) sscanf(k + strlen(pat), "%lf", &v);
+    return v;
+}
+
+/* bitrom chip --periphery-area: the synthesized periphery (a synth.json of `bitrom rtl --synth`)
+ * replaces the assumed 4.8 % share, scaled 180 -> 65 nm by the logic area rule ((180/65)^2 for
+ * nodes above 65); the JSON and HTML reports show both; a file for another macro shape, or one
+ * missing a field, is a one-line error. */
+void test_rtl_chip_periphery_area(void) {
+    const tpath sjp = tp("rtl_synth.json"), badp = tp("rtl_synth_bad.json"), shapep = tp("rtl_synth_shape.json"), htmlp = tp("rtl_periph.html");
+    const char *fmt = "{\"tool\": \"test\", \"node_nm\": 180, \"macro_rows\": %d, \"macro_cols\": %d, \"trimla_columns\": 8, \"register_bits\": 8, "
+                      "\"cells\": 100000, \"flops\": 20000, \"area_um2\": 2000000, \"critical_path_ns\": 6.5}\n";
+    char text[512], cmd[2048], out[16384], err[4096];
+    snprintf(text, sizeof text, fmt, 2048, 1024);
+    write_text(sjp.s, text);
+    snprintf(text, sizeof text, fmt, 16, 16);
+    write_text(shapep.s, text);
+    write_text(badp.s, "{\"node_nm\": 180, \"macro_rows\": 2048}");
+    snprintf(cmd, sizeof cmd, "%s chip -m preset:stories3m --json", bitrom_bin());
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    const double assumed_area = json_num(out, "rom_macro_area_mm2");
+    CHECK(strstr(out, "\"periphery\": \"assumed\"") && fabs(json_num(out, "periphery_share") - 0.048) < 1e-9);
+    snprintf(cmd, sizeof cmd, "%s chip -m preset:stories3m --json --periphery-area %s", bitrom_bin(), sjp.s);
+    CHECK(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0);
+    const double p65 = 2.0 / ((180.0 / 65.0) * (180.0 / 65.0)), a65 = json_num(out, "periphery_mm2_65_assumed") / 0.048 * (1 - 0.048);
+    CHECKF(strstr(out, "\"periphery\": \"synthesized\"") && fabs(json_num(out, "periphery_mm2_65") - p65) < 1e-5 * p65 &&
+               fabs(json_num(out, "periphery_share") - p65 / (p65 + a65)) < 1e-5 && fabs(json_num(out, "periphery_share_assumed") - 0.048) < 1e-9 &&
+               json_num(out, "rom_macro_area_mm2") > assumed_area,
+           "periphery %g mm^2 (want %g), share %g (want %g)", json_num(out, "periphery_mm2_65"), p65, json_num(out, "periphery_share"), p65 / (p65 + a65));
+    snprintf(cmd, sizeof cmd, "%s chip -m preset:stories3m --periphery-area %s --html %s > /dev/null && grep -c 'assumed share\\|synthesized (bitrom rtl' %s",
+             bitrom_bin(), sjp.s, htmlp.s, htmlp.s);
+    CHECKF(run_cmd(cmd, out, sizeof out, err, sizeof err) == 0 && atoi(out) == 2, "html rows: %s %s", out, err); /* both peripheries */
+    const struct {
+        const tpath *file;
+        const char *needle;
+    } bad[] = {{&shapep, "synthesized for 16x16"}, {&badp, "macro_cols"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s chip -m preset:stories3m --periphery-area %s", bitrom_bin(), bad[i].file->s);
+        int rc = run_cmd(cmd, out, sizeof out, err, sizeof err);
+        const char *nl = strchr(err, '\n');
+        CHECKF(rc == 1 && strstr(err, bad[i].needle) && strstr(err, bad[i].file->s) && nl && nl[1] == 0, "rc %d: %s", rc, err);
+    }
 }

@@ -73,18 +73,22 @@ static const command commands[] = {
      "  the readout model and prints per-layer macros, utilization, zero fraction, +1/-1 balance, longest run."},
     {"chip", cmd_chip, "area, energy, latency and DRAM traffic of a BitROM design point",
      "bitrom chip -m MODEL_DIR|preset:NAME [--hw CONFIG.json] [--node NM] [--context L] [--on-die N] [--json | --csv] [-o FILE]\n"
-     "            [--html FILE] [--sweep PARAM=a,b,c] [--tech TECH.json] [--calib MODEL_DIR]\n"
+     "            [--html FILE] [--sweep PARAM=a,b,c] [--tech TECH.json] [--calib MODEL_DIR] [--periphery-area SYNTH.json]\n"
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
      "  --sweep varies one parameter (node, on_die, act_bits, retention, dram, context, or any hardware config key).\n"
-     "  The macro energy is calibrated to 20.8 TOPS/W on real weights: --calib (default models/stories3m)."},
+     "  The macro energy is calibrated to 20.8 TOPS/W on real weights: --calib (default models/stories3m).\n"
+     "  --periphery-area: the macro periphery's area from `bitrom rtl --synth` (its DIR/synth.json, the same macro\n"
+     "  shape) instead of the assumed periphery_share; the reports show both."},
     {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)",
-     "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json]\n"
+     "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json] [--synth]\n"
      "  Writes synthesizable Verilog-2005 (docs/rtl.md) for the macro the config describes: rtl/*.v (array, readout,\n"
      "  TriMLAs, adder tree, global accumulator, controller), periphery.v and macro.v (the config as constants),\n"
      "  tb/bitrom_tb.v (iverilog testbench) and synth.ys (yosys, OSU 0.18 um). With -m, masks/macro_NNNN.hex holds\n"
      "  every macro's contacts ($readmemh, the mapping of `bitrom rom`) and manifest.json where each tile sits.\n"
      "  A config the RTL cannot build is an error before anything is written. --backend rtl (run, logits, ppl)\n"
-     "  runs every BitLinear through the Verilator-compiled RTL."},
+     "  runs every BitLinear through the Verilator-compiled RTL. --synth then runs synth.ys (yosys, OSU 0.18 um\n"
+     "  cells) and prints cells, area (180 nm and scaled to 65 nm), the periphery's share of the macro and the\n"
+     "  critical path; DIR/synth.json keeps them for `bitrom chip --periphery-area` (`make synth`: the default macro)."},
     {"paper", cmd_paper, "reproduce the paper's numbers (BITROM.md 5.3, Figs. 1a and 5b)",
      "bitrom paper [--json] [--tech TECH.json] [--calib MODEL_DIR]\n"
      "  Prints every acceptance row: the paper's value, ours, the relative difference, and what it rests on.\n"

@@ -43,6 +43,8 @@ static const opt_def defs[] = {
     {NULL, "--act", T_STR, OFF(act), NOSET},
     {NULL, "--head", T_STR, OFF(head), NOSET},
     {NULL, "--hw", T_STR, OFF(hw), NOSET},
+    {NULL, "--synth", T_FLAG, OFF(synth), NOSET},
+    {NULL, "--periphery-area", T_STR, OFF(periphery_area), NOSET},
     {NULL, "--stats", T_STR, OFF(stats), NOSET},
     {NULL, "--lora-bits", T_INT, OFF(lora_bits), NOSET},
     {NULL, "--lora-act-bits", T_INT, OFF(lora_act_bits), NOSET},
