@@ -270,9 +270,25 @@ static int write_contents(const br_hwconfig *c, const br_ternary_matrix *const *
     return rc;
 }
 
+/* 1 when dir may be replaced: an empty directory, or one `bitrom rtl` wrote (its periphery.v,
+ * synth.ys and rtl/core.v are there). Anything else is somebody's data. */
+static int replaceable(const char *dir) {
+    static const char *const marks[] = {"periphery.v", "synth.ys", "rtl/core.v"};
+    int own = 1;
+    for (int i = 0; i < 3; i++) {
+        char *p = br_path_join(dir, marks[i]);
+        own &= br_file_exists(p);
+        free(p);
+    }
+    if (own) return 1;
+    return rmdir(dir) == 0 || errno == ENOENT ? 1 : 0; /* empty: gone, the new one takes its place */
+}
+
 int br_rtl_generate(const br_hwconfig *c, const br_ternary_matrix *const *mats, int n_layers, const char *dir, br_error *err) {
     br_vsim_cfg v;
     if (br_rtl_check_config(c, &v, err)) return -1; /* before anything is written */
+    if (br_is_directory(dir) && !replaceable(dir))
+        return br_fail(err, "%s: a directory that `bitrom rtl` did not write (no periphery.v, synth.ys, rtl/core.v); not replaced", dir);
     char tmp[4096], old[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
