@@ -138,28 +138,30 @@ static uint64_t compare_one(const br_hwconfig *hw, br_ternary_matrix *m, int n_t
 /* Random matrices on the small compiled macro (64 x 32 cells, 4-column TriMLAs, K = 64): partial
  * tiles, several K tiles and row tiles, several tokens; register widths 4..10 with saturate and
  * wrap (and flag), both windows, 4- and 8-bit activations, both input mappings. */
-void test_rtl_random_matrices_small(void) {
-    if (!br_vsim_available()) SKIP("built without verilator");
-    const int shapes[4][2] = {{40, 50}, {150, 200}, {64, 64}, {3, 130}};
+/* The register-width sweep both macro sizes run: widths 4..10 x saturate, wrap (and, with_flag, flag
+ * at a few widths), windows and activation bits alternating. The small macro runs every shape per
+ * case (several tokens, the split input mapping at width 7); the full macro one shape per case
+ * (run-heavy matrices at the narrow widths). Checks that the narrow registers really overflowed. */
+static void width_sweep(const br_hwconfig *base, const int shapes[4][2], int full) {
     uint64_t ovf_sat = 0, ovf_wrap = 0;
     int cases = 0;
     for (int rb = 4; rb <= 10; rb++)
-        for (int pol = 0; pol < 3; pol++) {
-            br_hwconfig hw;
-            small_shape(&hw);
+        for (int pol = 0; pol < (full ? 2 : 3); pol++) {
+            br_hwconfig hw = *base;
             hw.register_bits = rb;
             hw.overflow = pol == 0 ? BR_OVF_SATURATE : pol == 1 ? BR_OVF_WRAP : BR_OVF_FLAG;
             if (pol == 2 && rb % 3) continue; /* flag at a few widths */
             hw.window = (rb + pol) % 2 ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
             hw.act_bits = (rb % 2) ? 8 : 4;
-            hw.side_mapping = rb == 7 ? BR_MAP_SPLIT : BR_MAP_INTERLEAVE;
-            for (int s = 0; s < 4; s++) {
+            hw.side_mapping = !full && rb == 7 ? BR_MAP_SPLIT : BR_MAP_INTERLEAVE;
+            for (int i = 0; i < (full ? 1 : 4); i++) {
+                const int s = full ? (rb * 2 + pol) % 4 : i;
                 br_ternary_matrix m;
-                random_matrix(&m, shapes[s][0], shapes[s][1], s == 2);
+                random_matrix(&m, shapes[s][0], shapes[s][1], full ? rb <= 6 : s == 2);
                 char what[128];
-                snprintf(what, sizeof what, "%dx%d, %d-bit %s register, %s window, %d-bit acts", m.rows, m.cols, rb, br_overflow_name(hw.overflow),
-                         br_window_name(hw.window), hw.act_bits);
-                uint64_t o = compare_one(&hw, &m, s == 1 ? 2 : 3, what);
+                snprintf(what, sizeof what, "%s%dx%d, %d-bit %s register, %s window, %d-bit acts", full ? "full macro " : "", m.rows, m.cols, rb,
+                         br_overflow_name(hw.overflow), br_window_name(hw.window), hw.act_bits);
+                uint64_t o = compare_one(&hw, &m, full ? 1 : s == 1 ? 2 : 3, what);
                 if (pol == 0) ovf_sat += o;
                 if (pol == 1) ovf_wrap += o;
                 br_ternary_weights_free(&m);
@@ -168,6 +170,14 @@ void test_rtl_random_matrices_small(void) {
         }
     fprintf(stderr, "  %d cases; overflows: %llu saturating, %llu wrapping\n", cases, (unsigned long long)ovf_sat, (unsigned long long)ovf_wrap);
     CHECK(ovf_sat > 0 && ovf_wrap > 0); /* the narrow registers were really driven out of range */
+}
+
+void test_rtl_random_matrices_small(void) {
+    if (!br_vsim_available()) SKIP("built without verilator");
+    const int shapes[4][2] = {{40, 50}, {150, 200}, {64, 64}, {3, 130}};
+    br_hwconfig hw;
+    small_shape(&hw);
+    width_sweep(&hw, shapes, 0);
 }
 
 /* Every matrix of stories3m on the full 2048 x 1024 macro, 8- and 4-bit activations. */
@@ -625,31 +635,9 @@ void test_rtl_full_macro(void) {
     if (!getenv("BITROM_RTL_FULL")) SKIP("the full-macro vectors run in `make test-rtl-full`");
     if (!br_vsim_available()) SKIP("built without verilator");
     const int shapes[4][2] = {{3000, 5000}, {2048, 2048}, {700, 100}, {2100, 4100}};
-    uint64_t ovf_sat = 0, ovf_wrap = 0;
-    int cases = 0;
-    for (int rb = 4; rb <= 10; rb++)
-        for (int pol = 0; pol < 2; pol++) {
-            br_hwconfig hw;
-            br_hwconfig_default(&hw);
-            hw.register_bits = rb;
-            hw.overflow = pol ? BR_OVF_WRAP : BR_OVF_SATURATE;
-            hw.window = (rb + pol) % 2 ? BR_WINDOW_ROW : BR_WINDOW_PHASE;
-            hw.act_bits = rb % 2 ? 8 : 4;
-            const int s = (rb * 2 + pol) % 4;
-            br_ternary_matrix m;
-            random_matrix(&m, shapes[s][0], shapes[s][1], rb <= 6);
-            char what[128];
-            snprintf(what, sizeof what, "full macro %dx%d, %d-bit %s register, %s window, %d-bit acts", m.rows, m.cols, rb, br_overflow_name(hw.overflow),
-                     br_window_name(hw.window), hw.act_bits);
-            const uint64_t o = compare_one(&hw, &m, 1, what);
-            if (pol) ovf_wrap += o;
-            else
-                ovf_sat += o;
-            br_ternary_weights_free(&m);
-            cases++;
-        }
-    fprintf(stderr, "  %d full-macro cases; overflows: %llu saturating, %llu wrapping\n", cases, (unsigned long long)ovf_sat, (unsigned long long)ovf_wrap);
-    CHECK(ovf_sat > 0 && ovf_wrap > 0);
+    br_hwconfig base;
+    br_hwconfig_default(&base);
+    width_sweep(&base, shapes, 1);
     if (!have_tool("iverilog") || !have_tool("vvp")) return;
     br_hwconfig hw;
     br_hwconfig_default(&hw);

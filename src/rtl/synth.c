@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "chip/cost.h"
+#include "rtl/rtlgen.h"
 #include "util/fileio.h"
 #include "util/json.h"
 
@@ -80,7 +81,8 @@ int br_rtl_synth_parse(const char *dir, br_synth_result *res, br_error *err) {
     return rc;
 }
 
-static int write_json(FILE *fp, const br_synth_result *r) {
+static int write_json(FILE *fp, const void *ctx) {
+    const br_synth_result *r = ctx;
     fprintf(fp,
             "{\n  \"tool\": \"yosys synth.ys, OSU 0.18 um standard cells (qflow-tech-osu018)\",\n  \"node_nm\": %g,\n  \"macro_rows\": %d,\n"
             "  \"macro_cols\": %d,\n  \"trimla_columns\": %d,\n  \"register_bits\": %d,\n  \"cells\": %ld,\n  \"flops\": %ld,\n"
@@ -96,18 +98,7 @@ int br_rtl_synthesize(const char *dir, const br_hwconfig *hw, br_synth_result *r
     res->trimla_columns = hw->trimla_columns;
     res->register_bits = hw->register_bits;
     if (run_yosys(dir, err) || br_rtl_synth_parse(dir, res, err)) return -1;
-    char *path = br_path_join(dir, "synth.json");
-    br_atomic_file af;
-    int rc = br_atomic_open(&af, path, err);
-    if (rc == 0) {
-        if (write_json(af.fp, res)) {
-            br_atomic_abort(&af);
-            rc = br_fail(err, "%s: write failed", path);
-        } else
-            rc = br_atomic_commit(&af, err);
-    }
-    free(path);
-    return rc;
+    return br_rtl_write_file(dir, "synth.json", write_json, res, err);
 }
 
 int br_synth_load(const char *path, br_synth_result *res, br_error *err) {
