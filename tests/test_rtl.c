@@ -11,6 +11,8 @@
 #include "rtl/rtl_backend.h"
 #include "rtl/rtlgen.h"
 #include "rtl/synth.h"
+#include "rtl/vsim.h"
+#include "rtl/rtlcfg.h"
 #include "test.h"
 #include "util/fileio.h"
 
@@ -197,6 +199,70 @@ void test_rtl_stories3m_matrices(void) {
                 compare_one(&hw, &model.layers[l].proj[p].m, 1, what);
             }
     }
+    br_model_free(&model);
+}
+
+/* Stacked matrices share a macro (`bitrom rom`'s mapping): stories3m layer 0's q, k and v compiled
+ * as one input group, every tile of the group's first macro programmed into one full-macro
+ * simulation first, then each matrix read at its own word lines: the exact product each time. */
+void test_rtl_stacked_matrices(void) {
+    if (!br_vsim_available()) SKIP("built without verilator");
+    br_model model;
+    br_error e;
+    CHECK(br_model_load(&model, asset("models/stories3m"), &e) == 0);
+    br_hwconfig hw;
+    br_hwconfig_default(&hw);
+    br_vsim_cfg vc;
+    CHECK(br_rtl_check_config(&hw, &vc, &e) == 0);
+    br_vsim *sim = br_vsim_open(hw.macro_rows, hw.macro_cols, hw.trimla_columns, &e);
+    CHECK(sim != NULL);
+    if (!sim) return;
+    br_vsim_configure(sim, &vc);
+    const br_ternary_matrix *in[3] = {&model.layers[0].proj[BR_PROJ_Q].m, &model.layers[0].proj[BR_PROJ_K].m, &model.layers[0].proj[BR_PROJ_V].m};
+    br_rom_matrix rm[3];
+    int next = 0;
+    br_rom_compile_group(&hw, in, 3, &next, rm);
+    const uint8_t z = (uint8_t)(hw.line_of_value[1] - 1);
+    uint8_t *row = br_malloc((size_t)hw.macro_cols);
+    int programmed = 0;
+    for (int i = 0; i < 3; i++) /* program everything first: each matrix then reads among the others */
+        for (int t = 0; t < rm[i].n_tiles; t++) {
+            const br_rom_tile *tl = &rm[i].tiles[t];
+            if (tl->macro_id != 0) continue;
+            for (int r = 0; r < tl->used_rows; r++) {
+                memset(row, z | z << 2, (size_t)hw.macro_cols);
+                memcpy(row, tl->cells + (size_t)r * tl->used_cols, (size_t)tl->used_cols);
+                br_vsim_load_row(sim, tl->first_wordline + r, row);
+            }
+            programmed++;
+        }
+    const int K = br_hw_macro_inputs(&hw);
+    int8_t *x = br_calloc((size_t)K, 1);
+    random_codes(x, (size_t)in[0]->cols, 8);
+    int32_t *out = br_malloc((size_t)hw.macro_rows * 4);
+    int checked = 0, stacked = 0;
+    for (int i = 0; i < 3; i++)
+        for (int t = 0; t < rm[i].n_tiles; t++) {
+            const br_rom_tile *tl = &rm[i].tiles[t];
+            if (tl->macro_id != 0) continue;
+            stacked += tl->first_wordline > 0;
+            br_vsim_run(sim, tl->first_wordline, tl->used_rows, 1, 1, x, out);
+            size_t bad = 0;
+            for (int r = 0; r < tl->used_rows; r++) {
+                int32_t want = 0;
+                for (int k = 0; k < in[i]->cols; k++) want += in[i]->w[(size_t)(tl->row_begin + r) * in[i]->cols + k] * x[k];
+                bad += out[r] != want;
+            }
+            CHECKF(bad == 0, "%s rows %d.. at word line %d: %zu of %d sums wrong", br_proj_names[tl->proj], tl->row_begin, tl->first_wordline, bad,
+                   tl->used_rows);
+            checked++;
+        }
+    CHECKF(programmed >= 3 && stacked >= 2 && checked == programmed, "%d tiles in macro 0, %d above word line 0", programmed, stacked);
+    free(row);
+    free(x);
+    free(out);
+    for (int i = 0; i < 3; i++) br_rom_matrix_free(&rm[i]);
+    br_vsim_close(sim);
     br_model_free(&model);
 }
 
