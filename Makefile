@@ -157,6 +157,18 @@ fuzz-long:
 mutate:
 	sh tools/mutate.sh $(ARGS)
 
+# The RTL's full-macro vectors (2048 x 1024: row, K and partial tiles, register widths 4..10 saturating
+# and wrapping, 4- and 8-bit activations, one K-tiled matrix through iverilog); `make test` runs the
+# same kinds of vectors on small macros.
+test-rtl-full: $(BUILD)/bitrom $(BUILD)/bitrom-tests
+	BITROM_RTL_FULL=1 BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests test_rtl_full_macro test_rtl_stories3m_matrices
+
+# Synthesis of the default macro's periphery (OSU 0.18 um cells): cells, area at 180 and 65 nm, the
+# periphery's share of the macro, the critical path; HW=CONFIG.json for another design point.
+SYNTH_DIR ?= $(BUILD)/synth
+synth: $(BUILD)/bitrom
+	$(BUILD)/bitrom rtl -o $(SYNTH_DIR) --synth $(if $(HW),--hw $(HW))
+
 test-fast: $(BUILD)/bitrom $(BUILD)/bitrom-tests
 	BITROM=$(BUILD)/bitrom $(BUILD)/bitrom-tests
 

@@ -79,7 +79,21 @@ module bitrom_controller #(
     assign busy = state != S_IDLE;
     always @(posedge clk) begin
         if (rst) begin
+            // every control register has a reset value: the netlist's gate-level simulation starts
+            // from X, and a cleared register (k <= 0 on a command) may be merged into logic that
+            // keeps an X alive (X-pessimism), so nothing is left to the first command
             state <= S_IDLE;
+            first_row <= 0;
+            n_rows <= 0;
+            r <= 0;
+            oi <= 0;
+            k <= 0;
+            s <= 0;
+            tfirst <= 1'b0;
+            tlast <= 1'b0;
+            p <= 1'b0;
+            h <= 1'b0;
+            drain_wait <= 3'd0;
         end else begin
             case (state)
                 S_IDLE:

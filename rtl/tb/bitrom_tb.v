@@ -101,14 +101,15 @@ module bitrom_tb;
         if ($value$plusargs("stall=%d", stall)) ;
         for (i = 0; i < ROWS; i = i + 1) mask_mem[i] = {COLS{`BR_ZERO_CELL}};
         if ($value$plusargs("mask=%s", maskfile)) $readmemh(maskfile, mask_mem);
-        for (i = 0; i < MAXW; i = i + 1) vec[i] = 32'd0;
         $readmemh(vecfile, vec);
         fo = $fopen(outfile, "w");
         repeat (3) @(negedge clk);
         rst = 1'b0;
         for (i = 0; i < ROWS; i = i + 1) program_row(i, mask_mem[i]);
         vp = 0;
-        while (vec[vp] != 32'd0) begin
+        // the file ends with a 0 word; words past the file read as x and end the run too (no
+        // zero fill of the whole vector memory: that took seconds of every run)
+        while (vec[vp] !== 32'd0 && vec[vp] !== 32'bx) begin
             if (vec[vp] == 32'd1) begin
                 for (i = 0; i < COLS / 8; i = i + 1) mask_wdata[32*i +: 32] = vec[vp + 2 + i];
                 program_row(vec[vp + 1], mask_wdata);

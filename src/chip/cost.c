@@ -76,6 +76,11 @@ static double macros_for(const br_hwconfig *hw, const br_shape *s, double *rom_c
     return (double)per_layer * s->layers;
 }
 
+double br_cost_array65_mm2(br_techdb *db, const br_hwconfig *hw) {
+    const double cell65 = br_tech(db, "rom_cell_pitch_x_f") * br_tech(db, "rom_cell_pitch_y_f") * F65_MM * F65_MM;
+    return (double)hw->macro_rows * hw->macro_cols * cell65;
+}
+
 int br_cost_evaluate(br_techdb *db, const br_cost_inputs *in, br_cost_report *r) {
     memset(r, 0, sizeof *r);
     const br_hwconfig *hw = &in->hw;
@@ -93,9 +98,17 @@ int br_cost_evaluate(br_techdb *db, const br_cost_inputs *in, br_cost_report *r)
 
     /* ---- area ---- */
     const double bpw = br_tech(db, "bits_per_ternary_weight");
-    const double cell65 = br_tech(db, "rom_cell_pitch_x_f") * br_tech(db, "rom_cell_pitch_y_f") * F65_MM * F65_MM;
-    const double array65 = (double)hw->macro_rows * hw->macro_cols * cell65;
-    const double macro65 = array65 / (1.0 - hw->periphery_share), periph65 = macro65 - array65;
+    const double array65 = br_cost_array65_mm2(db, hw);
+    double macro65 = array65 / (1.0 - hw->periphery_share), periph65 = macro65 - array65;
+    r->periphery_mm2_65_assumed = periph65;
+    r->periphery_share_assumed = hw->periphery_share;
+    if (in->periphery_um2 > 0) { /* synthesized: logic, scaled like the cost model's other logic */
+        periph65 = in->periphery_um2 * 1e-6 / br_tech_logic_area_factor(db, in->periphery_node_nm);
+        macro65 = array65 + periph65;
+        r->periphery_synth = 1;
+    }
+    r->periphery_mm2_65 = periph65;
+    r->periphery_share = periph65 / macro65;
     r->bit_density_65_kb_per_mm2 = (double)hw->macro_rows * K * bpw / macro65 / 1e3;
     const double paper_factor = (node / 65.0) * (node / 65.0);
     r->array_area_factor = br_tech_array_area_factor(db, node);

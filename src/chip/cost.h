@@ -31,6 +31,9 @@ typedef struct br_cost_inputs {
     br_weight_stats calib; /* weights the energy scale is calibrated on */
     int lora_rank;
     unsigned lora_targets;
+    /* a synthesized periphery (bitrom rtl --synth) instead of hw.periphery_share: area in um^2 at
+     * periphery_node_nm, scaled to 65 nm by the logic area rule; 0 = the assumed share */
+    double periphery_um2, periphery_node_nm;
 } br_cost_inputs;
 
 typedef struct br_cost_report {
@@ -44,6 +47,9 @@ typedef struct br_cost_report {
     double rom_area_mm2_paper_rule, rom_area_mm2_pitch_rule, die_area_mm2_paper_rule, die_area_mm2_pitch_rule;
     double edram_area_mm2, sram_area_mm2, vector_area_mm2, die_area_mm2;
     int dies;
+    /* the macro's periphery at 65 nm: the one used (synthesized when given) and the assumed share's */
+    int periphery_synth;
+    double periphery_mm2_65, periphery_share, periphery_mm2_65_assumed, periphery_share_assumed;
     /* energy */
     double macro_energy_scale;     /* calibration factor */
     double macro_fj_per_mac_4b, macro_fj_per_mac_8b;
@@ -86,6 +92,9 @@ void br_weight_stats_free(br_weight_stats *w);
 int br_weight_stats_calibration(br_techdb *db, const char *path, br_weight_stats *calib, br_error *err);
 /* A loaded model's shape under a name. */
 void br_shape_from_model(const struct br_model *m, const char *name, br_shape *s);
+
+/* The ROM cell array of one macro at 65 nm (mm^2), from the cell pitch. */
+double br_cost_array65_mm2(br_techdb *db, const br_hwconfig *hw);
 
 /* Fig. 1a: area in mm^2 of `params` weights at `bits` each with 65 nm density d65 (bits/mm^2) at a node. */
 static inline double br_area_fig1a(double params, double bits, double d65, double node) {

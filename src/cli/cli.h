@@ -22,6 +22,9 @@ typedef struct cli_opts {
     int node_set, context, on_die;
     double node;
     int help, json_flag, csv_flag, force;
+    /* bitrom rtl --synth; bitrom chip --periphery-area SYNTH.json */
+    int synth;
+    const char *periphery_area;
     /* bitrom server: 0 (or NULL) means the default */
     const char *host, *api_key;
     int port, port_set, parallel, max_body, max_prompt, max_tokens, max_conn, queue, timeout, drain;

@@ -6,6 +6,7 @@
 #include "chip/array.h"
 #include "chip/hwconfig.h"
 #include "cli/cli.h"
+#include "rtl/synth.h"
 #include "util/fileio.h"
 
 static int load_hw(const cli_opts *o, br_hwconfig *hw) {
@@ -227,6 +228,24 @@ int cmd_chip(const cli_opts *o) {
         return 1;
     }
     if (o->node_set) in.hw.node_nm = o->node;
+    if (o->periphery_area) {
+        br_synth_result sr;
+        if (br_synth_load(o->periphery_area, &sr, &err)) {
+            cli_error(err.msg);
+            br_techdb_free(&db);
+            return 1;
+        }
+        if (sr.macro_rows != in.hw.macro_rows || sr.macro_cols != in.hw.macro_cols || sr.trimla_columns != in.hw.trimla_columns) {
+            char msg[768];
+            snprintf(msg, sizeof msg, "%s: synthesized for %dx%d macros with %d-column TriMLAs, the config has %dx%d with %d", o->periphery_area,
+                     sr.macro_rows, sr.macro_cols, sr.trimla_columns, in.hw.macro_rows, in.hw.macro_cols, in.hw.trimla_columns);
+            cli_error(msg);
+            br_techdb_free(&db);
+            return 1;
+        }
+        in.periphery_um2 = sr.area_um2;
+        in.periphery_node_nm = BR_SYNTH_NODE_NM;
+    }
     in.hw.kv_on_die_tokens = o->on_die;
     in.context = o->context;
     in.lora_rank = in.hw.lora_rank;

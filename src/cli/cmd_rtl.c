@@ -5,6 +5,7 @@
 #include "chip/hwconfig.h"
 #include "cli/cli.h"
 #include "rtl/rtlgen.h"
+#include "rtl/synth.h"
 #include "util/fileio.h"
 
 int cmd_rtl(const cli_opts *o) {
@@ -46,5 +47,15 @@ int cmd_rtl(const cli_opts *o) {
                hw.macro_rows, hw.macro_cols, br_hw_trimlas(&hw), hw.trimla_columns, o->model ? ", masks/*.hex, manifest.json" : "");
     free(mats);
     if (o->model) br_model_free(&m);
+    if (rc == 0 && o->synth) {
+        br_synth_result sr;
+        br_techdb db;
+        if (br_rtl_synthesize(o->out, &hw, &sr, &err) || br_techdb_load_default(&db, &err)) {
+            cli_error(err.msg);
+            return 1;
+        }
+        br_synth_print(stdout, &db, &sr, &hw, o->out);
+        br_techdb_free(&db);
+    }
     return rc ? 1 : 0;
 }

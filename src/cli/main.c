@@ -65,16 +65,19 @@ static const command commands[] = {
      "--model --output --hw --help", 0},
     {"chip", cmd_chip, "area, energy, latency and DRAM traffic of a BitROM design point", "bitrom chip -m MODEL_DIR|preset:NAME [options]",
      "  Presets: falcon3-1b, falcon3-3b, falcon3-7b, falcon3-10b, bitnet-2b-4t, bitnet-large, bitnet-3b, stories3m.\n"
-     "  The macro energy is calibrated to 20.8 TOPS/W on real weights (--calib).",
-     "--model --hw --node --context --on-die --json --csv --output --html --sweep --tech --calib --help", 0},
-    {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)", "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json]",
+     "  The macro energy is calibrated to 20.8 TOPS/W on real weights (--calib). --periphery-area uses the periphery\n"
+     "  synthesized by `bitrom rtl --synth` instead of the assumed periphery_share; the reports show both.",
+     "--model --hw --node --context --on-die --json --csv --output --html --sweep --tech --calib --periphery-area --help", 0},
+    {"rtl", cmd_rtl, "write the Verilog of the BitROM macro (and a model's ROM masks)", "bitrom rtl -o DIR [-m MODEL] [--hw CONFIG.json] [--synth]",
      "  Writes synthesizable Verilog-2005 (docs/rtl.md) for the macro the config describes: rtl/*.v (array, readout,\n"
      "  TriMLAs, adder tree, global accumulator, controller), periphery.v and macro.v (the config as constants),\n"
      "  tb/bitrom_tb.v (iverilog testbench) and synth.ys (yosys, OSU 0.18 um). With -m, masks/macro_NNNN.hex holds\n"
      "  every macro's contacts ($readmemh, the mapping of `bitrom rom`) and manifest.json where each tile sits.\n"
      "  A config the RTL cannot build is an error before anything is written. --backend rtl (run, logits, ppl)\n"
-     "  runs every BitLinear through the Verilator-compiled RTL.",
-     "--model --output --hw --help", 0},
+     "  runs every BitLinear through the Verilator-compiled RTL. --synth then runs synth.ys (yosys, OSU 0.18 um\n"
+     "  cells) and prints cells, area (180 nm and scaled to 65 nm), the periphery's share of the macro and the\n"
+     "  critical path; DIR/synth.json keeps them for `bitrom chip --periphery-area` (`make synth`: the default macro).",
+     "--model --output --hw --synth --help", 0},
     {"sweep", cmd_sweep, "design-space exploration: cost (and quality on the chip backend) over a grid of design points",
      "bitrom sweep SPEC.json -o RESULTS.jsonl [-j N | --shard I/N | --mpi] [--resume | --force] [--pareto] [--objectives A,B,..] [--html FILE]\n"
      "       bitrom sweep --merge A.jsonl B.jsonl ... -o ALL.jsonl [--pareto] [--objectives A,B,..] [--html FILE]",

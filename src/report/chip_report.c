@@ -22,6 +22,8 @@ void br_report_chip_text(FILE *fp, const br_cost_inputs *in, const br_cost_repor
     fprintf(fp, "  bit density               %14.1f Kb/mm^2 (Kb = 1000 bits; %.1f at 65 nm)\n", r->bit_density_kb_per_mm2, r->bit_density_65_kb_per_mm2);
     fprintf(fp, "  ROM, weights only         %14.3f mm^2  (paper rule %.3f, pitch rule %.3f)\n", r->rom_area_mm2, r->rom_area_mm2_paper_rule, r->rom_area_mm2_pitch_rule);
     fprintf(fp, "  ROM macros                %14.3f mm^2  (%.4f mm^2 per macro)\n", r->rom_macro_area_mm2, r->macro_area_mm2);
+    fprintf(fp, "  macro periphery (65 nm)   %14.4f mm^2  %.2f%% of the macro, %s (assumed: %.4f mm^2, %.1f%%)\n", r->periphery_mm2_65,
+            100 * r->periphery_share, r->periphery_synth ? "synthesized" : "assumed share", r->periphery_mm2_65_assumed, 100 * r->periphery_share_assumed);
     fprintf(fp, "  DR eDRAM (%d tokens)      %14.3f mm^2\n", hw->kv_on_die_tokens, r->edram_area_mm2);
     fprintf(fp, "  SRAM (adapters, buffers)  %14.3f mm^2\n", r->sram_area_mm2);
     fprintf(fp, "  vector unit               %14.3f mm^2\n", r->vector_area_mm2);
@@ -81,6 +83,9 @@ void br_report_chip_json_fields(FILE *fp, const br_cost_inputs *in, const br_cos
     fprintf(fp, "  \"die_area_mm2\": %.6g,\n  \"die_area_mm2_paper_rule\": %.6g,\n  \"die_area_mm2_pitch_rule\": %.6g,\n  \"dies\": %d,\n", r->die_area_mm2,
             r->die_area_mm2_paper_rule, r->die_area_mm2_pitch_rule, r->dies);
     fprintf(fp, "  \"bit_density_kb_per_mm2\": %.6g,\n  \"bit_density_unit\": \"Kb = 1000 bits\",\n", r->bit_density_kb_per_mm2);
+    fprintf(fp, "  \"periphery\": \"%s\",\n  \"periphery_mm2_65\": %.6g,\n  \"periphery_share\": %.6g,\n  \"periphery_mm2_65_assumed\": %.6g,\n"
+                "  \"periphery_share_assumed\": %.6g,\n",
+            r->periphery_synth ? "synthesized" : "assumed", r->periphery_mm2_65, r->periphery_share, r->periphery_mm2_65_assumed, r->periphery_share_assumed);
     fprintf(fp, "  \"kv_dram_access_reduction_pct\": %.6g,\n  \"kv_reduction_formula_pct\": %.6g,\n", r->kv_dram_access_reduction_pct, r->kv_reduction_formula_pct);
     fprintf(fp, "  \"kv_reads_edram\": %llu,\n  \"kv_reads_dram\": %llu,\n  \"kv_writes_edram\": %llu,\n  \"kv_writes_dram\": %llu,\n",
             (unsigned long long)r->kv.reads_edram, (unsigned long long)r->kv.reads_dram, (unsigned long long)r->kv.writes_edram,

@@ -128,6 +128,17 @@ void br_report_html(FILE *fp, const br_cost_inputs *in, const br_cost_report *r,
         }
     }
     line_chart(fp, "KV DRAM access reduction vs on-die tokens (Fig. 5b)", "tokens on die (N)", "reduction (%)", fig5b, 4, 1, 0);
+    fprintf(fp, "<h2>Macro periphery (TriMLAs, adder tree, accumulator, controller) at 65 nm</h2>\n<table><tr><th>source</th><th>mm&sup2; per macro</th>"
+                "<th>share of the macro</th><th>used</th></tr>\n");
+    fprintf(fp, "<tr><td>assumed share (paper: 4.8 %%)</td><td>%.4f</td><td>%.2f %%</td><td>%s</td></tr>\n", r->periphery_mm2_65_assumed,
+            100 * r->periphery_share_assumed, r->periphery_synth ? "" : "yes");
+    if (r->periphery_synth)
+        fprintf(fp, "<tr><td>synthesized (bitrom rtl --synth, OSU 0.18 &micro;m, %.0f &micro;m&sup2; scaled by the logic area rule)</td><td>%.4f</td><td>%.2f %%</td>"
+                    "<td>yes</td></tr>\n",
+                in->periphery_um2, r->periphery_mm2_65, 100 * r->periphery_share);
+    else
+        fprintf(fp, "<tr><td>synthesized</td><td colspan=\"3\">not given (bitrom chip --periphery-area DIR/synth.json)</td></tr>\n");
+    fprintf(fp, "</table>\n");
     const char *area_labels[4] = {"ROM macros", "DR eDRAM", "SRAM", "vector unit"};
     const double area_values[4] = {r->rom_macro_area_mm2, r->edram_area_mm2, r->sram_area_mm2, r->vector_area_mm2};
     bar_chart(fp, "Die area breakdown", "mm\xc2\xb2", area_labels, area_values, 4);

@@ -33,9 +33,7 @@ void br_rtl_hex_row(char *buf, const uint8_t *cells, int n_cells, int macro_cols
 
 /* ---- files, each through the atomic-output API ---- */
 
-typedef int (*writer_fn)(FILE *fp, const void *ctx);
-
-static int write_file(const char *dir, const char *name, writer_fn fn, const void *ctx, br_error *err) {
+int br_rtl_write_file(const char *dir, const char *name, br_rtl_writer fn, const void *ctx, br_error *err) {
     char *path = br_path_join(dir, name);
     br_atomic_file af;
     int rc = br_atomic_open(&af, path, err);
@@ -247,12 +245,12 @@ static int write_contents(const br_hwconfig *c, const br_ternary_matrix *const *
         rc = make_dir(sub, err);
         free(sub);
     }
-    for (int i = 0; rc == 0 && br_rtl_source_names[i]; i++) rc = write_file(tmp, dest_name(br_rtl_source_names[i]), put_text, br_rtl_source_texts[i], err);
+    for (int i = 0; rc == 0 && br_rtl_source_names[i]; i++) rc = br_rtl_write_file(tmp, dest_name(br_rtl_source_names[i]), put_text, br_rtl_source_texts[i], err);
     gen_ctx g = {c, {0}};
     if (rc == 0) rc = br_rtl_check_config(c, &g.v, err);
-    if (rc == 0) rc = write_file(tmp, "periphery.v", write_periphery, &g, err);
-    if (rc == 0) rc = write_file(tmp, "macro.v", write_macro, &g, err);
-    if (rc == 0) rc = write_file(tmp, "bitrom_config.vh", write_config_vh, &g, err);
+    if (rc == 0) rc = br_rtl_write_file(tmp, "periphery.v", write_periphery, &g, err);
+    if (rc == 0) rc = br_rtl_write_file(tmp, "macro.v", write_macro, &g, err);
+    if (rc == 0) rc = br_rtl_write_file(tmp, "bitrom_config.vh", write_config_vh, &g, err);
     if (rc == 0 && mats) {
         mask_set ms;
         compile_masks(c, mats, n_layers, &ms);
@@ -262,17 +260,33 @@ static int write_contents(const br_hwconfig *c, const br_ternary_matrix *const *
         for (ms.macro = 0; rc == 0 && ms.macro < ms.n_macros; ms.macro++) {
             char name[64];
             snprintf(name, sizeof name, "masks/macro_%04d.hex", ms.macro);
-            rc = write_file(tmp, name, write_mask_hex, &ms, err);
+            rc = br_rtl_write_file(tmp, name, write_mask_hex, &ms, err);
         }
-        if (rc == 0) rc = write_file(tmp, "manifest.json", write_manifest, &ms, err);
+        if (rc == 0) rc = br_rtl_write_file(tmp, "manifest.json", write_manifest, &ms, err);
         free_masks(&ms);
     }
     return rc;
 }
 
+/* 1 when dir may be replaced: an empty directory, or one `bitrom rtl` wrote (its periphery.v,
+ * synth.ys and rtl/core.v are there). Anything else is somebody's data. */
+static int replaceable(const char *dir) {
+    static const char *const marks[] = {"periphery.v", "synth.ys", "rtl/core.v"};
+    int own = 1;
+    for (int i = 0; i < 3; i++) {
+        char *p = br_path_join(dir, marks[i]);
+        own &= br_file_exists(p);
+        free(p);
+    }
+    if (own) return 1;
+    return rmdir(dir) == 0 || errno == ENOENT ? 1 : 0; /* empty: gone, the new one takes its place */
+}
+
 int br_rtl_generate(const br_hwconfig *c, const br_ternary_matrix *const *mats, int n_layers, const char *dir, br_error *err) {
     br_vsim_cfg v;
     if (br_rtl_check_config(c, &v, err)) return -1; /* before anything is written */
+    if (br_is_directory(dir) && !replaceable(dir))
+        return br_fail(err, "%s: a directory that `bitrom rtl` did not write (no periphery.v, synth.ys, rtl/core.v); not replaced", dir);
     char tmp[4096], old[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
