@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu_features.h"
+#include "kernels/threadpool.h"
 #include "test.h"
 #include "util/fileio.h"
 #include "util/json.h"
@@ -139,7 +140,7 @@ int main(int argc, char **argv) {
     snprintf(g_tmpdir, sizeof g_tmpdir, "%s/bitrom-tests.%ld", tmp && *tmp ? tmp : P_tmpdir, (long)getpid());
     mkdir(g_tmpdir, 0700);
     br_error isa_err; /* BITROM_FORCE_ISA=scalar|avx2 runs the whole suite on a lower path */
-    if (br_cpu_isa_from_env(&isa_err)) {
+    if (br_cpu_isa_from_env(&isa_err) || br_pool_mode_from_env(&isa_err)) {
         fprintf(stderr, "bitrom-tests: error: %s\n", isa_err.msg);
         return 2;
     }

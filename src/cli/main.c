@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "kernels/cpu_features.h"
+#include "kernels/threadpool.h"
 
 typedef struct command {
     const char *name;
@@ -124,7 +125,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     br_error isa_err; /* BITROM_FORCE_ISA, read before any thread runs a kernel */
-    if (br_cpu_isa_from_env(&isa_err)) {
+    if (br_cpu_isa_from_env(&isa_err) || br_pool_mode_from_env(&isa_err)) {
         cli_error(isa_err.msg);
         return 2;
     }

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,16 +23,41 @@
 #define SPIN_ITERATIONS 20000
 #define MAX_SLOTS 256
 
-/* Solo mode. A worker that took its slot and then lost its core holds the join until the scheduler
- * gives it back (milliseconds, against microseconds of work), and a spinning worker takes CPU time
- * from the caller. When a job took the caller longer than running all its slots alone would have
- * (its own slot's time times the slot count, doubled: slots of one job may differ that much), the next SOLO_MIN_JOBS jobs run all their slots on the
- * caller while the workers sleep; the span doubles (up to SOLO_MAX_JOBS) each time that recurs within
- * SOLO_MIN_JOBS jobs of the last solo period, and falls back once the workers keep up. The test
- * compares the job with its own alternative, so no threshold is tuned to one machine. Results do not
- * change: each slot computes the same part whoever runs it. */
-#define SOLO_MIN_JOBS 64
-#define SOLO_MAX_JOBS 16384
+/* Solo mode: the caller runs every slot while the workers sleep. With another process on the
+ * cores, a worker that took its slot and then lost its core holds the join until the scheduler gives
+ * it back (milliseconds, against microseconds of work), and a spinning worker takes CPU time from
+ * the caller; then one thread is faster than two. The pool does not guess when that happens: it
+ * measures. Jobs are accounted in windows (at least WINDOW_JOBS jobs and WINDOW_S seconds of the
+ * caller's time: job times plus the gaps between jobs, each gap capped at GAP_CAP_S so that idle
+ * time is not counted); a probe runs one window in each mode and keeps the one that got through more
+ * jobs per second, for a span of windows that doubles (MIN_SPAN..MAX_SPAN) while the same mode keeps
+ * winning (a model too small for N threads is found out too), or ends early (after MIN_SPAN windows)
+ * when the machine changes its mind: /proc/loadavg counts more runnable threads than cores in
+ * parallel mode, or no longer in solo mode. A pool created while other processes already hold the
+ * cores starts solo (a short run may not last one window). The
+ * constants are times and counts, not speeds: nothing is tuned to one CPU. Results do not change:
+ * each slot computes the same part whoever runs it. */
+#define WINDOW_JOBS 1024
+#define WINDOW_S 4e-3
+#define GAP_CAP_S 1e-3
+#define MIN_SPAN 16
+#define MAX_SPAN 1024
+
+enum { EXPLOIT, PROBE_PARALLEL, PROBE_SOLO };
+
+static br_pool_mode g_mode = BR_POOL_AUTO;
+
+int br_pool_mode_from_env(br_error *e) {
+    static const char *const names[] = {"auto", "parallel", "solo"};
+    const char *v = getenv("BITROM_POOL");
+    if (!v || !*v) return 0;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            g_mode = (br_pool_mode)i;
+            return 0;
+        }
+    return br_fail(e, "BITROM_POOL=%.40s: unknown mode (auto, parallel or solo)", v);
+}
 
 struct br_pool {
     int n;
@@ -49,11 +76,18 @@ struct br_pool {
     _Alignas(16) unsigned char background_arg[BR_POOL_ARG_MAX];
     /* claimed[i]: the last generation whose slot i someone took (the caller's slot 0 is never shared) */
     atomic_ulong *claimed;
-    /* solo mode (caller-only state): jobs left to run alone, the next span, jobs since the last span */
-    long solo_left, solo_span, since_solo;
+    /* mode control (caller-only state, see "Solo mode" above) */
+    br_pool_mode mode;
+    int solo, phase, last_winner;
+    long span, span_left;
+    long win_jobs;
+    double win_s, last_end, parallel_rate;
+    int evidence;
+    br_pool_stats stats;
 };
 
 static void end_background(br_pool *pool);
+static int oversubscribed(const br_pool *pool, int ours_running_now);
 
 typedef struct worker_arg {
     br_pool *pool;
@@ -114,8 +148,10 @@ br_pool *br_pool_create(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     br_pool *pool = br_calloc(1, sizeof *pool);
     pool->n = n_threads;
-    pool->solo_span = SOLO_MIN_JOBS;
-    pool->since_solo = SOLO_MIN_JOBS;
+    pool->phase = EXPLOIT;
+    pool->span = pool->span_left = MIN_SPAN;
+    pool->mode = g_mode;
+    pool->last_winner = pool->solo = pool->mode == BR_POOL_SOLO || (pool->mode == BR_POOL_AUTO && n_threads > 1 && oversubscribed(pool, 1));
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
@@ -206,16 +242,72 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* After a job the workers ran with the caller: enters solo mode if it was slower than running alone. */
-static void judge_join(br_pool *pool, double own_s, double total_s) {
-    pool->since_solo++;
-    if (total_s <= 2 * own_s * pool->n) {
-        if (pool->since_solo > SOLO_MIN_JOBS) pool->solo_span = SOLO_MIN_JOBS;
+/* Threads runnable on the machine now besides the given number of ours (the running count of
+ * /proc/loadavg, read in a few microseconds); 0 when it cannot be read. */
+static int others_runnable(int ours) {
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    int running = 0;
+    if (sscanf(buf, "%*f %*f %*f %d/", &running) != 1) return 0;
+    return running > ours ? running - ours : 0;
+}
+
+/* More threads would be runnable than the machine has cores if all of ours ran. */
+static int oversubscribed(const br_pool *pool, int ours_running_now) {
+    return others_runnable(ours_running_now) + pool->n > br_cpu_count();
+}
+
+static void start_window(br_pool *pool) {
+    pool->win_jobs = 0;
+    pool->win_s = 0;
+}
+
+static void set_mode(br_pool *pool, int solo, int phase) {
+    pool->solo = solo;
+    pool->phase = phase;
+    pool->evidence = 0;
+    start_window(pool);
+}
+
+/* A window is over: the next phase of the probe, or the next window of the span. */
+static void end_window(br_pool *pool) {
+    const double rate = (double)pool->win_jobs / pool->win_s;
+    if (pool->phase == PROBE_PARALLEL) {
+        pool->parallel_rate = rate;
+        set_mode(pool, 1, PROBE_SOLO);
         return;
     }
-    if (pool->since_solo <= SOLO_MIN_JOBS && pool->solo_span < SOLO_MAX_JOBS) pool->solo_span *= 2;
-    pool->solo_left = pool->solo_span;
-    pool->since_solo = 0;
+    if (pool->phase == PROBE_SOLO) {
+        const int solo_wins = rate > pool->parallel_rate;
+        pool->span = solo_wins == pool->last_winner && pool->span < MAX_SPAN ? 2 * pool->span : MIN_SPAN;
+        pool->last_winner = solo_wins;
+        pool->span_left = pool->span;
+        pool->stats.probes++;
+        set_mode(pool, solo_wins, EXPLOIT);
+        return;
+    }
+    /* the machine says the other mode may now be the faster one: probe early (after MIN_SPAN) */
+    pool->evidence |= oversubscribed(pool, pool->solo ? 1 : pool->n) != pool->solo;
+    if (--pool->span_left <= 0 || (pool->evidence && pool->span - pool->span_left >= MIN_SPAN))
+        set_mode(pool, 0, PROBE_PARALLEL);
+    else
+        start_window(pool);
+}
+
+/* Charges one job (and the gap before it, capped) to the window. */
+static void account_job(br_pool *pool, double start, double end) {
+    const double gap = pool->last_end > 0 && start > pool->last_end ? start - pool->last_end : 0;
+    pool->last_end = end;
+    pool->win_s += (gap < GAP_CAP_S ? gap : GAP_CAP_S) + (end - start);
+    pool->win_jobs++;
+    pool->stats.jobs++;
+    if (pool->solo) pool->stats.solo_jobs++;
+    if (pool->mode == BR_POOL_AUTO && pool->win_jobs >= WINDOW_JOBS && pool->win_s >= WINDOW_S) end_window(pool);
 }
 
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
@@ -224,22 +316,27 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
         return;
     }
     end_background(pool);
-    if (pool->solo_left > 0) {
-        pool->solo_left--;
+    const double t0 = seconds_now();
+    if (pool->solo) {
         for (int i = 0; i < pool->n; i++) fn(ctx, i, pool->n);
+        account_job(pool, t0, seconds_now());
         return;
     }
     start_workers(pool, fn, ctx);
-    const double t0 = seconds_now();
     fn(ctx, 0, pool->n);
-    const double t1 = seconds_now();
     take_unclaimed_slots(pool, 1);
     wait_for_workers(pool);
-    judge_join(pool, t1 - t0, seconds_now() - t0);
+    account_job(pool, t0, seconds_now());
+}
+
+br_pool_stats br_pool_get_stats(const br_pool *pool) {
+    br_pool_stats none = {0};
+    return pool ? pool->stats : none;
 }
 
 int br_pool_post(br_pool *pool, br_pool_fn fn, const void *arg, size_t size) {
-    if (!pool || pool->n == 1 || size > BR_POOL_ARG_MAX) return 0;
+    /* in solo mode the workers stay asleep: a background job would take the core back */
+    if (!pool || pool->n == 1 || pool->solo || size > BR_POOL_ARG_MAX) return 0;
     end_background(pool);
     memcpy(pool->background_arg, arg, size);
     pool->background = 1;

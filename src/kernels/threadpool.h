@@ -9,12 +9,27 @@
 
 typedef void (*br_pool_fn)(void *ctx, int ith, int nth);
 
+/* How a pool shares its jobs: AUTO measures whether the workers help (see threadpool.c, "Solo
+ * mode"); PARALLEL always wakes them; SOLO runs every slot on the caller. Results are the same in
+ * every mode. The environment's BITROM_POOL=auto|parallel|solo sets the mode of the pools created
+ * after br_pool_mode_from_env; -1 with a one-line message for another value. */
+typedef enum { BR_POOL_AUTO, BR_POOL_PARALLEL, BR_POOL_SOLO } br_pool_mode;
+struct br_error;
+int br_pool_mode_from_env(struct br_error *e);
+
 typedef struct br_pool br_pool;
 
 br_pool *br_pool_create(int n_threads);
 void br_pool_destroy(br_pool *pool);
 int br_pool_size(const br_pool *pool);
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx);
+
+/* How the pool ran its jobs: all of them, those the caller ran alone (solo mode: another process
+ * had the cores, and one thread measured faster than all), and the probes that compared the two. */
+typedef struct br_pool_stats {
+    long jobs, solo_jobs, probes;
+} br_pool_stats;
+br_pool_stats br_pool_get_stats(const br_pool *pool);
 
 /* A background job: fn(arg copy, i, n) on the workers i = 1..n-1 only, while the caller goes on
  * (decode uses it to start streaming the next weights during its serial work). The pool keeps a
