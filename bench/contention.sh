@@ -1,7 +1,8 @@
 #!/bin/sh
 # Decode speed with -t 1 and -t 2 while other CPU-bound processes run (a pool that degrades
 # gracefully: -t 2 must never be slower than -t 1). Starts HOGS busy-loop processes (default 1),
-# runs `bitrom bench` with 1 and 2 threads interleaved REPS times on each model, prints the medians.
+# runs `bitrom bench` with 1 and 2 threads interleaved REPS times on each model, prints the medians
+# and the share of the -t 2 runs' pool jobs that ran solo (the caller alone, workers asleep).
 #   sh bench/contention.sh [BIN=build/bitrom] [REPS=5] [HOGS=1] [MODEL...]
 # Without models it uses models/stories3m and a random bitnet_b1_58-large model made by `bitrom gen`.
 set -eu
@@ -24,7 +25,7 @@ while [ "$h" -lt "$hogs" ]; do
 done
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" "$2"; }
-printf '| model | competing processes | -t 1 tg tok/s | -t 2 tg tok/s | ratio |\n|---|---|---|---|---|\n'
+printf '| model | competing processes | -t 1 tg tok/s | -t 2 tg tok/s | ratio | -t 2 jobs run solo |\n|---|---|---|---|---|---|\n'
 for model in $models; do
     i=0
     : > "$tmp/t1"; : > "$tmp/t2"
@@ -35,5 +36,6 @@ for model in $models; do
         i=$((i + 1))
     done
     a=$(field tg_tokens_per_s "$tmp/t1" | median) b=$(field tg_tokens_per_s "$tmp/t2" | median)
-    printf '| %s | %s | %s | %s | %s |\n' "$(basename "$model")" "$hogs" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}')"
+    solo=$(awk '{j = $0; s = $0; sub(/.*"pool_jobs": /, "", j); sub(/.*"pool_solo_jobs": /, "", s); J += j + 0; S += s + 0} END {printf "%.0f %%", J ? 100 * S / J : 0}' "$tmp/t2")
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$(basename "$model")" "$hogs" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}')" "$solo"
 done

@@ -87,7 +87,7 @@ struct br_pool {
 };
 
 static void end_background(br_pool *pool);
-static int oversubscribed(const br_pool *pool, int ours_running_now);
+static int started_oversubscribed(const br_pool *pool);
 
 typedef struct worker_arg {
     br_pool *pool;
@@ -151,7 +151,7 @@ br_pool *br_pool_create(int n_threads) {
     pool->phase = EXPLOIT;
     pool->span = pool->span_left = MIN_SPAN;
     pool->mode = g_mode;
-    pool->last_winner = pool->solo = pool->mode == BR_POOL_SOLO || (pool->mode == BR_POOL_AUTO && n_threads > 1 && oversubscribed(pool, 1));
+    pool->last_winner = pool->solo = pool->mode == BR_POOL_SOLO || (pool->mode == BR_POOL_AUTO && n_threads > 1 && started_oversubscribed(pool));
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
@@ -260,6 +260,16 @@ static int others_runnable(int ours) {
 /* More threads would be runnable than the machine has cores if all of ours ran. */
 static int oversubscribed(const br_pool *pool, int ours_running_now) {
     return others_runnable(ours_running_now) + pool->n > br_cpu_count();
+}
+
+/* Oversubscribed in each of three looks 0.2 ms apart: a process that holds a core shows in all of
+ * them, one that passes by (a kernel thread, a shell) rarely does. */
+static int started_oversubscribed(const br_pool *pool) {
+    for (int i = 0; i < 3; i++) {
+        if (i) nanosleep(&(struct timespec){0, 200000}, NULL);
+        if (!oversubscribed(pool, 1)) return 0;
+    }
+    return 1;
 }
 
 static void start_window(br_pool *pool) {
