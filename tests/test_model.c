@@ -86,11 +86,13 @@ void test_kernels_match_reference(void) {
         for (int i = 0; i < T * cols; i++) x[i] = (int8_t)(rnd() % 256 - 128); /* includes -128 */
         int32_t *ref = br_malloc(sizeof(int32_t) * (size_t)T * rows), *got = br_malloc(sizeof(int32_t) * (size_t)T * rows);
         br_ternary_matmul_reference(&m, x, T, ref);
-        for (size_t k = 0; k < 2 * sizeof kinds / sizeof kinds[0]; k++) {
-            const br_kernel_kind kind = kinds[k / 2];
+        for (size_t k = 0; k < 4 * sizeof kinds / sizeof kinds[0]; k++) { /* x layout x prefetch hint (AVX-512 only) */
+            const br_kernel_kind kind = kinds[k / 4];
             if (!br_cpu_kernel_available(kind)) continue; /* this CPU cannot run it */
+            if (k / 2 % 2 && kind != BR_KERNEL_AVX512) continue;
             br_backend *be = br_cpu_backend_create(pool, kind);
             br_cpu_backend_set_layout(be, k % 2 ? BR_LAYOUT_BASE3 : BR_LAYOUT_2BIT);
+            br_cpu_backend_set_prefetch(be, k / 2 % 2 ? BR_PREFETCH_T0 : BR_PREFETCH_NTA);
             br_error e;
             CHECK(be->prepare(be, &m, &e) == 0);
             be->matmul(be, &m, x, T, 0, got);
@@ -451,4 +453,26 @@ void test_sampler_top_p(void) {
     br_sampler_init(&s, 5, 0.0f, 0.5f, 7);
     CHECK(br_sample(&s, logits) == 1);
     br_sampler_free(&s);
+}
+
+/* The AVX-512 prefetch hint: the vendor's by default, settable, and not calibrated on weights the
+ * caches hold (the calibration over real weights runs in `bitrom bench`, which prints it). */
+void test_prefetch_hint_choice(void) {
+    if (!br_cpu_kernel_available(BR_KERNEL_AVX512)) SKIP("this CPU has no AVX-512 VNNI");
+    br_pool *pool = br_pool_create(2);
+    br_backend *be = br_cpu_backend_create(pool, BR_KERNEL_AVX512);
+    CHECK(strcmp(br_cpu_kernel_name(be), br_cpu_is_intel() ? "avx512vnni-t0" : "avx512vnni") == 0);
+    br_ternary_matrix m = {64, 4096, br_calloc(64 * 4096, 1), 0, BR_PROJ_Q, NULL};
+    br_error e;
+    CHECK(be->prepare(be, &m, &e) == 0);
+    double gbs[2] = {-1, -1};
+    CHECK(br_cpu_backend_calibrate(be, gbs) == (br_cpu_is_intel() ? BR_PREFETCH_T0 : BR_PREFETCH_NTA) && gbs[0] == 0 && gbs[1] == 0);
+    br_cpu_backend_set_prefetch(be, BR_PREFETCH_T0);
+    CHECK(strcmp(br_cpu_kernel_name(be), "avx512vnni-t0") == 0);
+    br_cpu_backend_set_prefetch(be, BR_PREFETCH_NTA);
+    CHECK(strcmp(br_cpu_kernel_name(be), "avx512vnni") == 0);
+    be->unprepare(be, &m);
+    be->destroy(be);
+    free(m.w);
+    br_pool_destroy(pool);
 }

@@ -62,6 +62,7 @@ typedef struct cli_engine {
     void *lora; /* adapter set, when --lora was given */
     void *chip; /* chip backend, for stats */
     void *rtl;  /* RTL backend, for stats */
+    double prefetch_gbs[2]; /* the CPU backend's calibration: read GB/s with the NTA and T0 hints (0: not run) */
 } cli_engine;
 
 int cli_engine_open(cli_engine *e, const cli_opts *o, int max_seq);

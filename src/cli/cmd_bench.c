@@ -42,6 +42,9 @@ int cmd_bench(const cli_opts *o) {
     const double load_s = br_now_seconds() - t0;
     const br_config *c = &e.model.cfg;
     fprintf(stderr, "bench: model loaded and packed in %.1f s; measuring memory bandwidth...\n", load_s);
+    if (e.prefetch_gbs[0] > 0)
+        fprintf(stderr, "bench: prefetch hint calibrated over the packed weights: NTA %.1f GB/s, T0 %.1f GB/s -> %s\n", e.prefetch_gbs[0], e.prefetch_gbs[1],
+                br_cpu_kernel_name(e.backend));
     /* The machine's bandwidth drifts (on a shared host it moved between 35 and 77 GB/s within
      * minutes), so it is probed right before and right after each decode run, and each run is
      * compared with the mean of its two probes. */
@@ -99,10 +102,10 @@ int cmd_bench(const cli_opts *o) {
             printf("{\"model\": \"%s\", \"backend\": \"%s\", \"kernel\": \"%s\", \"layout\": \"%s\", \"head\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                    "\"repetitions\": %d, \"pp_tokens_per_s\": %.3f, \"tg_tokens_per_s\": %.3f, \"weight_bytes_per_token\": %.0f, "
                    "\"ternary_bytes\": %.0f, \"head_bytes\": %.0f, \"tg_gb_per_s\": %.3f, \"mem_bw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, "
-                   "\"mem_bw_max_gb_per_s\": %.3f, \"bw_fraction_of_max\": %.4f, \"load_s\": %.2f, \"pool_jobs\": %ld, \"pool_solo_jobs\": %ld, \"pool_probes\": %ld}\n",
+                   "\"mem_bw_max_gb_per_s\": %.3f, \"bw_fraction_of_max\": %.4f, \"load_s\": %.2f, \"prefetch_gbs_nta\": %.2f, \"prefetch_gbs_t0\": %.2f, \"pool_jobs\": %ld, \"pool_solo_jobs\": %ld, \"pool_probes\": %ld}\n",
                    o->model, e.backend->name, is_cpu ? br_cpu_kernel_name(e.backend) : "-", is_cpu ? br_weight_layout_name(e.backend) : "-",
                    br_head_kind_name(e.session.head.kind),
-                   o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bwm, fracm, bw_max, bw_max > 0 ? gbs / bw_max : 0, load_s, ps.jobs, ps.solo_jobs,
+                   o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bwm, fracm, bw_max, bw_max > 0 ? gbs / bw_max : 0, load_s, e.prefetch_gbs[0], e.prefetch_gbs[1], ps.jobs, ps.solo_jobs,
                    ps.probes);
         } else {
             printf("| %-28s | %9s | %10s | %6s | %4s | %7s | %14s | %14s | %10s | %8s |\n", "model", "weights", "kernel", "layout", "head", "threads", "pp tok/s",

@@ -112,6 +112,7 @@ int cli_engine_open_slots(cli_engine *e, const cli_opts *o, int max_seq, int n_s
     }
     /* the CPU kernels read only their packed copy: the model's int8 weights can go (2 GB of a 2B model) */
     if (!o->keep_weights && strcmp(e->backend->name, "cpu") == 0 && strcmp(br_cpu_kernel_name(e->backend), "reference") != 0) br_model_release_ternary(&e->model);
+    if (strcmp(e->backend->name, "cpu") == 0) br_cpu_backend_calibrate(e->backend, e->prefetch_gbs); /* the prefetch hint for this machine */
     br_head_kind head = e->session.head.kind; /* auto: the checkpoint's own precision */
     if (o->head && strcmp(o->head, "auto") != 0 && br_head_kind_from_name(o->head, &head)) {
         cli_error("--head must be auto, f32, bf16, f16, q8, q6 or q4");

@@ -2,12 +2,14 @@
  * into the 2-bit or the base-3 layout of ternary_kernels.h, the kernel table chosen at run time
  * (AVX-512 VNNI, AVX2 or portable), groups of 4 rows split over the thread pool. */
 #include "kernels/cpu_backend.h"
+
 #include "kernels/cpu_features.h"
 #include "kernels/prefetch.h"
 #include "kernels/ternary_kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/hugemem.h"
 
@@ -341,7 +343,7 @@ static void cpu_destroy(br_backend *be) {
 /* The kernel table of a kind, or NULL when this CPU (or compiler) cannot run it. */
 static const br_ternary_kernels *kernels_for(br_kernel_kind kind) {
     switch (kind) {
-    case BR_KERNEL_AVX512: return br_cpu_has_avx512vnni() ? br_ternary_kernels_avx512() : NULL;
+    case BR_KERNEL_AVX512: return br_cpu_has_avx512vnni() ? (br_cpu_is_intel() ? br_ternary_kernels_avx512_t0() : br_ternary_kernels_avx512()) : NULL;
     case BR_KERNEL_AVX2: return br_cpu_has_avx2() ? br_ternary_kernels_avx2() : NULL;
     case BR_KERNEL_SCALAR: return br_ternary_kernels_scalar();
     default: return NULL;
@@ -384,6 +386,71 @@ int br_weight_layout_from_name(const char *s, br_weight_layout *out) {
 }
 
 const char *br_weight_layout_name(const br_backend *be) { return ((const cpu_backend *)be)->layout == BR_LAYOUT_BASE3 ? "base3" : "2bit"; }
+
+void br_cpu_backend_set_prefetch(br_backend *be, br_prefetch_hint hint) {
+    cpu_backend *cb = (cpu_backend *)be;
+    if (cb->kind == BR_KERNEL_AVX512) cb->k = hint == BR_PREFETCH_T0 ? br_ternary_kernels_avx512_t0() : br_ternary_kernels_avx512();
+}
+
+static br_prefetch_hint prefetch_in_use(const cpu_backend *cb) { return cb->k == br_ternary_kernels_avx512_t0() ? BR_PREFETCH_T0 : BR_PREFETCH_NTA; }
+
+/* Prefetch hint. Which hint streams the weights faster depends on the microarchitecture (NTA
+ * decoded 2B-4T 7 % faster than T0 on Zen 5, T0 41-49 % faster than NTA on an Intel Xeon, see
+ * ternary_avx512_impl.h), so the vendor's is only the first guess: once the weights are packed,
+ * CALIBRATION_ROUNDS interleaved passes of the decode kernel over all of them (more bytes than the
+ * caches hold; about 0.1 s for 2B-4T) time each hint, and one faster by more than the margin
+ * replaces the guess. The same integers either way. */
+#define CALIBRATION_MIN_BYTES ((size_t)64 << 20)
+#define CALIBRATION_ROUNDS 3
+#define CALIBRATION_MARGIN 1.03
+#define CALIBRATION_BLOCKS 16 /* blocks per kernel call: one 4-row group of 4,096 (2-bit) columns */
+
+typedef struct stream_job {
+    const cpu_backend *cb;
+    const br_ternary_kernels *k;
+    const int8_t *x;
+} stream_job;
+
+static void stream_weights(void *ctx, int ith, int nth) {
+    const stream_job *j = ctx;
+    const size_t group = (size_t)CALIBRATION_BLOCKS * BR_TGROUP_BLOCK;
+    int32_t out[4];
+    for (const arena_chunk *c = j->cb->chunks; c; c = c->next) {
+        long b, e;
+        br_split_range((long)(c->used / group), ith, nth, &b, &e);
+        for (long g = b; g < e; g++)
+            (j->cb->layout == BR_LAYOUT_BASE3 ? j->k->gemv4_b3 : j->k->gemv4)(c->base + (size_t)g * group, j->x, CALIBRATION_BLOCKS, 0, out);
+    }
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+br_prefetch_hint br_cpu_backend_calibrate(br_backend *be, double gbs[2]) {
+    cpu_backend *cb = (cpu_backend *)be;
+    gbs[0] = gbs[1] = 0;
+    size_t bytes = 0;
+    for (const arena_chunk *c = cb->chunks; c; c = c->next) bytes += c->used;
+    if (cb->kind != BR_KERNEL_AVX512 || bytes < CALIBRATION_MIN_BYTES) return prefetch_in_use(cb);
+    const br_ternary_kernels *tables[2] = {br_ternary_kernels_avx512(), br_ternary_kernels_avx512_t0()};
+    _Alignas(64) int8_t x[CALIBRATION_BLOCKS * BR_T3BLOCK] = {0};
+    double best[2] = {1e30, 1e30};
+    for (int r = 0; r < CALIBRATION_ROUNDS; r++)
+        for (int h = 0; h < 2; h++) {
+            stream_job j = {cb, tables[(h + r) % 2], x}; /* alternate which goes first */
+            const double t0 = seconds_now();
+            br_pool_run(cb->pool, stream_weights, &j);
+            const double t = seconds_now() - t0;
+            if (t < best[(h + r) % 2]) best[(h + r) % 2] = t;
+        }
+    for (int h = 0; h < 2; h++) gbs[h] = (double)bytes / best[h] / 1e9;
+    const br_prefetch_hint guess = prefetch_in_use(cb), other = guess == BR_PREFETCH_T0 ? BR_PREFETCH_NTA : BR_PREFETCH_T0;
+    if (gbs[other] > CALIBRATION_MARGIN * gbs[guess]) br_cpu_backend_set_prefetch(be, other);
+    return prefetch_in_use(cb);
+}
 
 const char *br_cpu_kernel_name(const br_backend *be) {
     const cpu_backend *cb = (const cpu_backend *)be;

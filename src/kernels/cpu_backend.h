@@ -22,4 +22,13 @@ const char *br_cpu_kernel_name(const br_backend *be);
 /* Bytes of packed ternary weights streamed per token. */
 size_t br_cpu_backend_weight_bytes(const br_backend *be);
 
+/* The prefetch hint of the AVX-512 decode kernels (other kernels have one way): the default is the
+ * vendor's (T0 on Intel, NTA elsewhere) until br_cpu_backend_calibrate times both. */
+typedef enum { BR_PREFETCH_NTA, BR_PREFETCH_T0 } br_prefetch_hint;
+void br_cpu_backend_set_prefetch(br_backend *be, br_prefetch_hint hint);
+/* Once the weights are packed: streams them with each hint, interleaved, and keeps the faster.
+ * gbs[h] gets the read rate of hint h (0 when not measured: not AVX-512, or weights under 64 MB,
+ * which the caches hold too well to tell). Returns the hint in use. */
+br_prefetch_hint br_cpu_backend_calibrate(br_backend *be, double gbs[2]);
+
 #endif

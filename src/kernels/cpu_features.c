@@ -13,6 +13,11 @@ static int has_f16c(void) {
     return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
 
+int br_cpu_is_intel(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "GenuineIntel" */
+}
+
 static int supports(const char *what) {
     __builtin_cpu_init();
     if (what[0] == 'f') return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
@@ -22,6 +27,8 @@ static int supports(const char *what) {
     return __builtin_cpu_supports("avx2");
 }
 #else
+int br_cpu_is_intel(void) { return 0; }
+
 static int supports(const char *what) {
     (void)what;
     return 0;

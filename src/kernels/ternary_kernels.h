@@ -55,5 +55,7 @@ const br_ternary_kernels *br_ternary_kernels_scalar(void);
 /* NULL when the compiler cannot build them; the caller still checks the CPU (cpu_features.h). */
 const br_ternary_kernels *br_ternary_kernels_avx2(void);
 const br_ternary_kernels *br_ternary_kernels_avx512(void);
+/* the same kernels with a T0 prefetch hint in decode instead of NTA (same integers) */
+const br_ternary_kernels *br_ternary_kernels_avx512_t0(void);
 
 #endif

@@ -29,9 +29,12 @@
  * the caller; then one thread is faster than two. The pool does not guess when that happens: it
  * measures. Jobs are accounted in windows (at least WINDOW_JOBS jobs and WINDOW_S seconds of the
  * caller's time: job times plus the gaps between jobs, each gap capped at GAP_CAP_S so that idle
- * time is not counted); a probe runs one window in each mode and keeps the one that got through more
- * jobs per second, for a span of windows that doubles (MIN_SPAN..MAX_SPAN) while the same mode keeps
- * winning (a model too small for N threads is found out too), or ends early (after MIN_SPAN windows)
+ * time is not counted); a probe runs one window in each mode and keeps the one that did more work
+ * per second. The work of a job is N times the time of its first slot, which the caller runs and
+ * times in either mode: a job's slots are equal shares, so this measure does not depend on which
+ * jobs a window happens to hold (jobs per second would: a window of small jobs is not faster). It
+ * keeps the winner for a span of windows that doubles (MIN_SPAN..MAX_SPAN) while the same mode
+ * keeps winning (a model too small for N threads is found out too), or ends early (after MIN_SPAN windows)
  * when the machine changes its mind: /proc/loadavg counts more runnable threads than cores in
  * parallel mode, or no longer in solo mode. A pool created while other processes already hold the
  * cores starts solo (a short run may not last one window). The
@@ -81,6 +84,7 @@ struct br_pool {
     int solo, phase, last_winner;
     long span, span_left;
     long win_jobs;
+    double win_work;
     double win_s, last_end, parallel_rate;
     int evidence;
     br_pool_stats stats;
@@ -180,6 +184,8 @@ br_pool *br_pool_create(int n_threads) {
 void br_pool_destroy(br_pool *pool) {
     if (!pool) return;
     end_background(pool);
+    if (getenv("BITROM_POOL_STATS")) /* a diagnostic: how the pool shared its jobs */
+        fprintf(stderr, "pool: %d threads, %ld jobs, %ld run solo, %ld probes\n", pool->n, pool->stats.jobs, pool->stats.solo_jobs, pool->stats.probes);
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->quit, 1);
     pthread_cond_broadcast(&pool->work_cv);
@@ -274,6 +280,7 @@ static int started_oversubscribed(const br_pool *pool) {
 
 static void start_window(br_pool *pool) {
     pool->win_jobs = 0;
+    pool->win_work = 0;
     pool->win_s = 0;
 }
 
@@ -286,7 +293,7 @@ static void set_mode(br_pool *pool, int solo, int phase) {
 
 /* A window is over: the next phase of the probe, or the next window of the span. */
 static void end_window(br_pool *pool) {
-    const double rate = (double)pool->win_jobs / pool->win_s;
+    const double rate = pool->win_work / pool->win_s;
     if (pool->phase == PROBE_PARALLEL) {
         pool->parallel_rate = rate;
         set_mode(pool, 1, PROBE_SOLO);
@@ -310,11 +317,12 @@ static void end_window(br_pool *pool) {
 }
 
 /* Charges one job (and the gap before it, capped) to the window. */
-static void account_job(br_pool *pool, double start, double end) {
+static void account_job(br_pool *pool, double start, double own_end, double end) {
     const double gap = pool->last_end > 0 && start > pool->last_end ? start - pool->last_end : 0;
     pool->last_end = end;
     pool->win_s += (gap < GAP_CAP_S ? gap : GAP_CAP_S) + (end - start);
     pool->win_jobs++;
+    pool->win_work += (double)pool->n * (own_end - start);
     pool->stats.jobs++;
     if (pool->solo) pool->stats.solo_jobs++;
     if (pool->mode == BR_POOL_AUTO && pool->win_jobs >= WINDOW_JOBS && pool->win_s >= WINDOW_S) end_window(pool);
@@ -328,15 +336,18 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
     end_background(pool);
     const double t0 = seconds_now();
     if (pool->solo) {
-        for (int i = 0; i < pool->n; i++) fn(ctx, i, pool->n);
-        account_job(pool, t0, seconds_now());
+        fn(ctx, 0, pool->n);
+        const double t1 = seconds_now();
+        for (int i = 1; i < pool->n; i++) fn(ctx, i, pool->n);
+        account_job(pool, t0, t1, seconds_now());
         return;
     }
     start_workers(pool, fn, ctx);
     fn(ctx, 0, pool->n);
+    const double t1 = seconds_now();
     take_unclaimed_slots(pool, 1);
     wait_for_workers(pool);
-    account_job(pool, t0, seconds_now());
+    account_job(pool, t0, t1, seconds_now());
 }
 
 br_pool_stats br_pool_get_stats(const br_pool *pool) {
