@@ -612,3 +612,39 @@ void test_gguf_float_block_types(void) {
     }
     br_gguf_close(&g);
 }
+
+/* A tokenizer with fewer pieces than the embedding has rows (bitnet_b1_58-large: 32,002 rows) is
+ * written padded with "[PAD<id>]" pieces, as llama.cpp's converter does: ik_llama.cpp refused our
+ * unpadded file with "vocab size mismatch". Simulated on stories3m by hiding its last two pieces. */
+void test_gguf_vocab_padded_to_embedding(void) {
+    br_model src;
+    br_error e;
+    REQUIRE(br_model_load(&src, asset("models/stories3m"), &e) == 0);
+    REQUIRE(src.has_tokenizer && src.tok.n_vocab == src.cfg.vocab_size);
+    src.tok.n_vocab -= 2;
+    const char *path = tmp_path("padded.gguf");
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp && br_convert_write_gguf(&src, BR_OUT_TQ2_0, fp, NULL, &e) == 0);
+    if (fp) fclose(fp);
+    src.tok.n_vocab += 2;
+    br_gguf g;
+    REQUIRE(br_gguf_open(&g, path, &e) == 0);
+    const gguf_kv *tokens = br_gguf_find(&g, "tokenizer.ggml.tokens"), *types = br_gguf_find(&g, "tokenizer.ggml.token_type");
+    CHECKF(tokens && tokens->n == (uint64_t)src.cfg.vocab_size, "%llu tokens for %d rows", tokens ? (unsigned long long)tokens->n : 0ULL, src.cfg.vocab_size);
+    CHECK(types && types->n == (uint64_t)src.cfg.vocab_size);
+    br_gguf_close(&g);
+    br_model back;
+    if (br_model_load(&back, path, &e) == 0) {
+        CHECK(back.tok.n_vocab == src.cfg.vocab_size);
+        const int last = src.cfg.vocab_size - 1;
+        char want[32];
+        const int n = snprintf(want, sizeof want, "[PAD%d]", last);
+        CHECKF((int)back.tok.piece_len[last] == n && memcmp(back.tok.pieces[last], want, (size_t)n) == 0, "last piece '%.*s'", (int)back.tok.piece_len[last],
+               back.tok.pieces[last]);
+        CHECK(strcmp(back.tok.pieces[100], src.tok.pieces[100]) == 0);
+        br_model_free(&back);
+    } else {
+        CHECKF(0, "%s", e.msg);
+    }
+    br_model_free(&src);
+}

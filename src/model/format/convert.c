@@ -81,15 +81,41 @@ static int add_ternary(br_gguf_writer *w, const char *name, const int8_t *t, int
     return type != BR_OUT_F32;
 }
 
-static void add_tokenizer(br_gguf_writer *w, const br_tokenizer *tok) {
+/* The vocabulary, padded to the embedding's rows: a checkpoint may have more rows than its tokenizer
+ * has pieces (bitnet_b1_58-large: 32,002 rows), and llama.cpp and ik_llama.cpp refuse a GGUF whose
+ * token list is shorter ("vocab size mismatch"). The padding pieces are "[PAD<id>]", score -1000,
+ * type UNUSED (5), as llama.cpp's own converter writes them. */
+static void add_tokenizer(br_gguf_writer *w, const br_tokenizer *tok, int vocab_size) {
     if (tok->kind != BR_TOK_SPM) return; /* BPE vocabularies are not written (none of our HF models uses one) */
+    const int n = vocab_size > tok->n_vocab ? vocab_size : tok->n_vocab;
+    char **pieces = br_malloc(sizeof(char *) * (size_t)n);
+    uint32_t *lens = br_malloc(sizeof(uint32_t) * (size_t)n);
+    float *scores = br_malloc(sizeof(float) * (size_t)n);
+    int32_t *types = br_malloc(sizeof(int32_t) * (size_t)n);
+    char(*pad)[24] = br_calloc((size_t)(n - tok->n_vocab) + 1, sizeof *pad);
+    for (int i = 0; i < n; i++) {
+        if (i < tok->n_vocab) {
+            pieces[i] = tok->pieces[i];
+            lens[i] = tok->piece_len[i];
+            scores[i] = tok->scores[i];
+            types[i] = tok->types[i];
+        } else {
+            char *name = pad[i - tok->n_vocab];
+            lens[i] = (uint32_t)snprintf(name, sizeof pad[0], "[PAD%d]", i);
+            pieces[i] = name;
+            scores[i] = -1000.0f;
+            types[i] = 5;
+        }
+    }
     br_gguf_add_str(w, "tokenizer.ggml.model", "llama");
-    br_gguf_add_arr_str(w, "tokenizer.ggml.tokens", tok->pieces, tok->piece_len, (uint64_t)tok->n_vocab);
-    br_gguf_add_arr_f32(w, "tokenizer.ggml.scores", tok->scores, (uint64_t)tok->n_vocab);
-    int32_t *types = br_malloc(sizeof(int32_t) * (size_t)tok->n_vocab);
-    for (int i = 0; i < tok->n_vocab; i++) types[i] = tok->types[i];
-    br_gguf_add_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)tok->n_vocab);
+    br_gguf_add_arr_str(w, "tokenizer.ggml.tokens", pieces, lens, (uint64_t)n);
+    br_gguf_add_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)n);
+    br_gguf_add_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    free(pieces);
+    free(lens);
+    free(scores);
     free(types);
+    free(pad);
     br_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok->bos_id);
     br_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok->eos_id);
     br_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok->unk_id);
@@ -132,7 +158,7 @@ int br_convert_write_gguf(const br_model *m, br_out_type type, FILE *fp, FILE *n
     br_gguf_add_str(w, "bitrom.scale_convention", c->scale_conv == BR_SCALE_DIVIDE ? "divide" : "multiply");
     br_gguf_add_arr_f32(w, "bitrom.weight_scales", scales, (uint64_t)c->n_layers * BR_PROJ_COUNT);
     free(scales);
-    if (m->has_tokenizer) add_tokenizer(w, &m->tok);
+    if (m->has_tokenizer) add_tokenizer(w, &m->tok, c->vocab_size);
     if (m->chat_template) br_gguf_add_str(w, "tokenizer.chat_template", m->chat_template);
 
     add_floats(w, "token_embd.weight", m->embed, c->vocab_size, c->dim);
