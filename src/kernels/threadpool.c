@@ -350,6 +350,13 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
     account_job(pool, t0, t1, seconds_now());
 }
 
+void br_pool_set_mode(br_pool *pool, br_pool_mode mode) {
+    if (!pool) return;
+    end_background(pool);
+    pool->mode = mode;
+    if (mode != BR_POOL_AUTO) set_mode(pool, mode == BR_POOL_SOLO, EXPLOIT);
+}
+
 br_pool_stats br_pool_get_stats(const br_pool *pool) {
     br_pool_stats none = {0};
     return pool ? pool->stats : none;

@@ -30,6 +30,8 @@ typedef struct br_pool_stats {
     long jobs, solo_jobs, probes;
 } br_pool_stats;
 br_pool_stats br_pool_get_stats(const br_pool *pool);
+/* Fixes one pool's mode (BITROM_POOL sets the default of new pools). */
+void br_pool_set_mode(br_pool *pool, br_pool_mode mode);
 
 /* A background job: fn(arg copy, i, n) on the workers i = 1..n-1 only, while the caller goes on
  * (decode uses it to start streaming the next weights during its serial work). The pool keeps a
