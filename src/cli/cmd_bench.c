@@ -102,11 +102,11 @@ int cmd_bench(const cli_opts *o) {
             printf("{\"model\": \"%s\", \"backend\": \"%s\", \"kernel\": \"%s\", \"layout\": \"%s\", \"head\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                    "\"repetitions\": %d, \"pp_tokens_per_s\": %.3f, \"tg_tokens_per_s\": %.3f, \"weight_bytes_per_token\": %.0f, "
                    "\"ternary_bytes\": %.0f, \"head_bytes\": %.0f, \"tg_gb_per_s\": %.3f, \"mem_bw_gb_per_s\": %.3f, \"bw_fraction\": %.4f, "
-                   "\"mem_bw_max_gb_per_s\": %.3f, \"bw_fraction_of_max\": %.4f, \"load_s\": %.2f, \"prefetch_gbs_nta\": %.2f, \"prefetch_gbs_t0\": %.2f, \"pool_jobs\": %ld, \"pool_solo_jobs\": %ld, \"pool_probes\": %ld}\n",
+                   "\"mem_bw_max_gb_per_s\": %.3f, \"bw_fraction_of_max\": %.4f, \"load_s\": %.2f, \"prefetch_gbs_nta\": %.2f, \"prefetch_gbs_t0\": %.2f, \"pool_jobs\": %ld, \"pool_solo_jobs\": %ld, \"pool_switches\": %ld}\n",
                    o->model, e.backend->name, is_cpu ? br_cpu_kernel_name(e.backend) : "-", is_cpu ? br_weight_layout_name(e.backend) : "-",
                    br_head_kind_name(e.session.head.kind),
                    o->threads, P, N, reps, ppm, tgm, per_token, wbytes, hbytes, gbs, bwm, fracm, bw_max, bw_max > 0 ? gbs / bw_max : 0, load_s, e.prefetch_gbs[0], e.prefetch_gbs[1], ps.jobs, ps.solo_jobs,
-                   ps.probes);
+                   ps.switches);
         } else {
             printf("| %-28s | %9s | %10s | %6s | %4s | %7s | %14s | %14s | %10s | %8s |\n", "model", "weights", "kernel", "layout", "head", "threads", "pp tok/s",
                    "tg tok/s", "tg GB/s", "% of BW");

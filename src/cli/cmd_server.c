@@ -461,6 +461,11 @@ static void model_name(const char *path, char *out, size_t cap) {
 static int open_server(server *sv, const cli_opts *o) {
     const int parallel = o->parallel ? o->parallel : 4;
     if (cli_engine_open_slots(&sv->e, o, o->ctx ? o->ctx : 2048, parallel)) return -1;
+    /* The server's connection threads and its clients share the cores with the pool by design, and
+     * their passing work made the auto pool run solo part of the time: bench/server_clients.sh on
+     * bitnet-large gave 83 / 120 / 80 / 127 tok/s at 1 / 2 / 4 / 8 clients against 95 / 134 / 105 /
+     * 148 with the workers always on. BITROM_POOL still decides when it is set. */
+    if (!getenv("BITROM_POOL")) br_pool_set_mode(sv->e.pool, BR_POOL_PARALLEL);
     if (!sv->e.model.has_tokenizer) {
         cli_error("the model has no tokenizer");
         return -1;

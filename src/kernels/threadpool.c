@@ -26,27 +26,19 @@
 /* Solo mode: the caller runs every slot while the workers sleep. With another process on the
  * cores, a worker that took its slot and then lost its core holds the join until the scheduler gives
  * it back (milliseconds, against microseconds of work), and a spinning worker takes CPU time from
- * the caller; then one thread is faster than two. The pool does not guess when that happens: it
- * measures. Jobs are accounted in windows (at least WINDOW_JOBS jobs and WINDOW_S seconds of the
- * caller's time: job times plus the gaps between jobs, each gap capped at GAP_CAP_S so that idle
- * time is not counted); a probe runs one window in each mode and keeps the one that did more work
- * per second. The work of a job is N times the time of its first slot, which the caller runs and
- * times in either mode: a job's slots are equal shares, so this measure does not depend on which
- * jobs a window happens to hold (jobs per second would: a window of small jobs is not faster). It
- * keeps the winner for a span of windows that doubles (MIN_SPAN..MAX_SPAN) while the same mode
- * keeps winning (a model too small for N threads is found out too), or ends early (after MIN_SPAN windows)
- * when the machine changes its mind: /proc/loadavg counts more runnable threads than cores in
- * parallel mode, or no longer in solo mode. A pool created while other processes already hold the
- * cores starts solo (a short run may not last one window). The
- * constants are times and counts, not speeds: nothing is tuned to one CPU. Results do not change:
- * each slot computes the same part whoever runs it. */
-#define WINDOW_JOBS 1024
+ * the caller; then one thread is faster than two. The pool asks the machine: the running count of
+ * /proc/loadavg (read in a few microseconds) says whether all of its threads would find a core.
+ * It looks once per window (at least WINDOW_JOBS jobs and WINDOW_S seconds) and changes mode when
+ * VERDICT_WINDOWS windows in a row say so, so a process that passes by (a shell, a client's curl)
+ * does not move it; a pool created while the cores are taken (three looks 0.2 ms apart) starts
+ * solo. An earlier version compared the two modes' speeds in probe windows instead: the kernels
+ * that steal work make the caller's first slot do a whole job in solo mode, which no per-job
+ * measure the pool can take tells apart from a faster job, and it chose solo for a server on an
+ * idle machine (35 % slower). Results do not change: each slot computes the same part whoever runs
+ * it. */
+#define WINDOW_JOBS 64
 #define WINDOW_S 4e-3
-#define GAP_CAP_S 1e-3
-#define MIN_SPAN 16
-#define MAX_SPAN 1024
-
-enum { EXPLOIT, PROBE_PARALLEL, PROBE_SOLO };
+#define VERDICT_WINDOWS 2
 
 static br_pool_mode g_mode = BR_POOL_AUTO;
 
@@ -81,12 +73,9 @@ struct br_pool {
     atomic_ulong *claimed;
     /* mode control (caller-only state, see "Solo mode" above) */
     br_pool_mode mode;
-    int solo, phase, last_winner;
-    long span, span_left;
+    int solo, verdict, streak; /* the mode; the last window's verdict and how many windows in a row gave it */
     long win_jobs;
-    double win_work;
-    double win_s, last_end, parallel_rate;
-    int evidence;
+    double win_start;
     br_pool_stats stats;
 };
 
@@ -152,10 +141,8 @@ br_pool *br_pool_create(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     br_pool *pool = br_calloc(1, sizeof *pool);
     pool->n = n_threads;
-    pool->phase = EXPLOIT;
-    pool->span = pool->span_left = MIN_SPAN;
     pool->mode = g_mode;
-    pool->last_winner = pool->solo = pool->mode == BR_POOL_SOLO || (pool->mode == BR_POOL_AUTO && n_threads > 1 && started_oversubscribed(pool));
+    pool->verdict = pool->solo = pool->mode == BR_POOL_SOLO || (pool->mode == BR_POOL_AUTO && n_threads > 1 && started_oversubscribed(pool));
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
@@ -185,7 +172,7 @@ void br_pool_destroy(br_pool *pool) {
     if (!pool) return;
     end_background(pool);
     if (getenv("BITROM_POOL_STATS")) /* a diagnostic: how the pool shared its jobs */
-        fprintf(stderr, "pool: %d threads, %ld jobs, %ld run solo, %ld probes\n", pool->n, pool->stats.jobs, pool->stats.solo_jobs, pool->stats.probes);
+        fprintf(stderr, "pool: %d threads, %ld jobs, %ld run solo, %ld mode switches\n", pool->n, pool->stats.jobs, pool->stats.solo_jobs, pool->stats.switches);
     pthread_mutex_lock(&pool->mu);
     atomic_store(&pool->quit, 1);
     pthread_cond_broadcast(&pool->work_cv);
@@ -278,54 +265,25 @@ static int started_oversubscribed(const br_pool *pool) {
     return 1;
 }
 
-static void start_window(br_pool *pool) {
+/* Once per window: the machine's verdict, acted on when it repeats. */
+static void end_window(br_pool *pool, double now) {
+    const int busy = oversubscribed(pool, pool->solo ? 1 : pool->n);
+    pool->streak = busy == pool->verdict ? pool->streak + 1 : 1;
+    pool->verdict = busy;
+    if (pool->streak >= VERDICT_WINDOWS && busy != pool->solo) {
+        pool->solo = busy;
+        pool->stats.switches++;
+    }
     pool->win_jobs = 0;
-    pool->win_work = 0;
-    pool->win_s = 0;
+    pool->win_start = now;
 }
 
-static void set_mode(br_pool *pool, int solo, int phase) {
-    pool->solo = solo;
-    pool->phase = phase;
-    pool->evidence = 0;
-    start_window(pool);
-}
-
-/* A window is over: the next phase of the probe, or the next window of the span. */
-static void end_window(br_pool *pool) {
-    const double rate = pool->win_work / pool->win_s;
-    if (pool->phase == PROBE_PARALLEL) {
-        pool->parallel_rate = rate;
-        set_mode(pool, 1, PROBE_SOLO);
-        return;
-    }
-    if (pool->phase == PROBE_SOLO) {
-        const int solo_wins = rate > pool->parallel_rate;
-        pool->span = solo_wins == pool->last_winner && pool->span < MAX_SPAN ? 2 * pool->span : MIN_SPAN;
-        pool->last_winner = solo_wins;
-        pool->span_left = pool->span;
-        pool->stats.probes++;
-        set_mode(pool, solo_wins, EXPLOIT);
-        return;
-    }
-    /* the machine says the other mode may now be the faster one: probe early (after MIN_SPAN) */
-    pool->evidence |= oversubscribed(pool, pool->solo ? 1 : pool->n) != pool->solo;
-    if (--pool->span_left <= 0 || (pool->evidence && pool->span - pool->span_left >= MIN_SPAN))
-        set_mode(pool, 0, PROBE_PARALLEL);
-    else
-        start_window(pool);
-}
-
-/* Charges one job (and the gap before it, capped) to the window. */
-static void account_job(br_pool *pool, double start, double own_end, double end) {
-    const double gap = pool->last_end > 0 && start > pool->last_end ? start - pool->last_end : 0;
-    pool->last_end = end;
-    pool->win_s += (gap < GAP_CAP_S ? gap : GAP_CAP_S) + (end - start);
-    pool->win_jobs++;
-    pool->win_work += (double)pool->n * (own_end - start);
+static void account_job(br_pool *pool, double now) {
     pool->stats.jobs++;
     if (pool->solo) pool->stats.solo_jobs++;
-    if (pool->mode == BR_POOL_AUTO && pool->win_jobs >= WINDOW_JOBS && pool->win_s >= WINDOW_S) end_window(pool);
+    if (pool->mode != BR_POOL_AUTO) return;
+    if (pool->win_start == 0) pool->win_start = now;
+    if (++pool->win_jobs >= WINDOW_JOBS && now - pool->win_start >= WINDOW_S) end_window(pool, now);
 }
 
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
@@ -334,27 +292,22 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
         return;
     }
     end_background(pool);
-    const double t0 = seconds_now();
     if (pool->solo) {
+        for (int i = 0; i < pool->n; i++) fn(ctx, i, pool->n);
+    } else {
+        start_workers(pool, fn, ctx);
         fn(ctx, 0, pool->n);
-        const double t1 = seconds_now();
-        for (int i = 1; i < pool->n; i++) fn(ctx, i, pool->n);
-        account_job(pool, t0, t1, seconds_now());
-        return;
+        take_unclaimed_slots(pool, 1);
+        wait_for_workers(pool);
     }
-    start_workers(pool, fn, ctx);
-    fn(ctx, 0, pool->n);
-    const double t1 = seconds_now();
-    take_unclaimed_slots(pool, 1);
-    wait_for_workers(pool);
-    account_job(pool, t0, t1, seconds_now());
+    account_job(pool, seconds_now());
 }
 
 void br_pool_set_mode(br_pool *pool, br_pool_mode mode) {
     if (!pool) return;
     end_background(pool);
     pool->mode = mode;
-    if (mode != BR_POOL_AUTO) set_mode(pool, mode == BR_POOL_SOLO, EXPLOIT);
+    if (mode != BR_POOL_AUTO) pool->solo = mode == BR_POOL_SOLO;
 }
 
 br_pool_stats br_pool_get_stats(const br_pool *pool) {

@@ -9,7 +9,7 @@
 
 typedef void (*br_pool_fn)(void *ctx, int ith, int nth);
 
-/* How a pool shares its jobs: AUTO measures whether the workers help (see threadpool.c, "Solo
+/* How a pool shares its jobs: AUTO runs solo while other processes hold the cores (see threadpool.c, "Solo
  * mode"); PARALLEL always wakes them; SOLO runs every slot on the caller. Results are the same in
  * every mode. The environment's BITROM_POOL=auto|parallel|solo sets the mode of the pools created
  * after br_pool_mode_from_env; -1 with a one-line message for another value. */
@@ -24,10 +24,10 @@ void br_pool_destroy(br_pool *pool);
 int br_pool_size(const br_pool *pool);
 void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx);
 
-/* How the pool ran its jobs: all of them, those the caller ran alone (solo mode: another process
- * had the cores, and one thread measured faster than all), and the probes that compared the two. */
+/* How the pool ran its jobs: all of them, those the caller ran alone (solo mode: other processes
+ * had the cores), and how often it changed mode. */
 typedef struct br_pool_stats {
-    long jobs, solo_jobs, probes;
+    long jobs, solo_jobs, switches;
 } br_pool_stats;
 br_pool_stats br_pool_get_stats(const br_pool *pool);
 /* Fixes one pool's mode (BITROM_POOL sets the default of new pools). */
