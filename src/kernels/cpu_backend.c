@@ -9,9 +9,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "util/hugemem.h"
+#include "util/clock.h"
 
 #define BLOCK_BYTES BR_TBLOCK_BYTES
 #define ALIGN 64
@@ -423,12 +423,6 @@ static void stream_weights(void *ctx, int ith, int nth) {
     }
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 br_prefetch_hint br_cpu_backend_calibrate(br_backend *be, double gbs[2]) {
     cpu_backend *cb = (cpu_backend *)be;
     gbs[0] = gbs[1] = 0;
@@ -441,9 +435,9 @@ br_prefetch_hint br_cpu_backend_calibrate(br_backend *be, double gbs[2]) {
     for (int r = 0; r < CALIBRATION_ROUNDS; r++)
         for (int h = 0; h < 2; h++) {
             stream_job j = {cb, tables[(h + r) % 2], x}; /* alternate which goes first */
-            const double t0 = seconds_now();
+            const double t0 = br_now_seconds();
             br_pool_run(cb->pool, stream_weights, &j);
-            const double t = seconds_now() - t0;
+            const double t = br_now_seconds() - t0;
             if (t < best[(h + r) % 2]) best[(h + r) % 2] = t;
         }
     for (int h = 0; h < 2; h++) gbs[h] = (double)bytes / best[h] / 1e9;

@@ -3,11 +3,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels/cpu_features.h"
 #include "util/error.h"
 #include "util/hugemem.h"
+#include "util/clock.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -62,12 +62,6 @@ static void bw_worker(void *ctx, int ith, int nth) {
     j->sink[ith & 63] ^= read_range(j->buf + (size_t)b * 4096, (size_t)(e - b) * 4096, j->with_prefetch);
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 struct br_bw_probe {
     uint8_t *buf;
     size_t bytes;
@@ -92,9 +86,9 @@ double br_bw_probe_run(br_bw_probe *p, br_pool *pool, int reps) {
     double best = 0;
     for (int r = 0; r < 2 * reps; r++) { /* plain and prefetching passes alternate */
         j.with_prefetch = r % 2;
-        double t0 = now();
+        double t0 = br_now_seconds();
         br_pool_run(pool, bw_worker, &j);
-        double dt = now() - t0;
+        double dt = br_now_seconds() - t0;
         if (dt > 0 && (double)p->bytes / dt / 1e9 > best) best = (double)p->bytes / dt / 1e9;
     }
     return best;

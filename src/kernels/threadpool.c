@@ -1,9 +1,9 @@
 #include "kernels/threadpool.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/clock.h"
 
 /* Workers spin briefly for the next job (a decode step issues hundreds of short jobs), then sleep
  * on a condition variable, so a busy neighbour process cannot starve a spinning barrier.
@@ -229,12 +230,6 @@ static void start_workers(br_pool *pool, br_pool_fn fn, void *ctx) {
     }
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Threads runnable on the machine now besides the given number of ours (the running count of
  * /proc/loadavg, read in a few microseconds); 0 when it cannot be read. */
 static int others_runnable(int ours) {
@@ -300,7 +295,7 @@ void br_pool_run(br_pool *pool, br_pool_fn fn, void *ctx) {
         take_unclaimed_slots(pool, 1);
         wait_for_workers(pool);
     }
-    account_job(pool, seconds_now());
+    account_job(pool, br_now_seconds());
 }
 
 void br_pool_set_mode(br_pool *pool, br_pool_mode mode) {

@@ -3,13 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-double br_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int br_score_sequence(br_session *s, const int *tokens, int n, br_ppl_result *acc, br_error *err) {
     if (n < 2) return 0;

@@ -4,6 +4,7 @@
 
 #include "model/forward.h"
 #include "model/sampler.h"
+#include "util/clock.h" /* br_now_seconds, which the commands time themselves with */
 
 typedef struct br_ppl_result {
     double nll_sum;
@@ -38,7 +39,5 @@ typedef struct br_gen_stats {
 } br_gen_stats;
 int br_generate(br_session *s, br_sampler *sampler, const int *prompt, int n_prompt, int n_predict, br_token_fn on_token,
                 void *ctx, br_gen_stats *stats, br_error *err);
-
-double br_now_seconds(void);
 
 #endif

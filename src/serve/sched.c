@@ -9,6 +9,7 @@
 #include "chip/chip_backend.h"
 #include "model/eval.h"
 #include "model/sampler.h"
+#include "util/clock.h"
 
 typedef struct slot {
     br_job *job;
@@ -48,12 +49,6 @@ struct br_sched {
     entry *ent;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void job_free(br_job *j) {
     br_request_free(&j->req);
     br_sb_free(&j->text);
@@ -84,7 +79,7 @@ static void on_run(void *ctx, int slot_index) {
 static void finish(br_sched *sc, slot *sl, br_job *j, const char *reason) {
     j->done = 1;
     j->finish_reason = reason;
-    j->t_done = now_s();
+    j->t_done = br_now_seconds();
     j->stable = j->text.len;
     if (sl) {
         j->adapter_macs = sl->mix.macs;
@@ -108,7 +103,7 @@ static void start(br_sched *sc, slot *sl, br_job *j) {
     if (sc->have_last_mix && memcmp(sc->last_mix, j->req.lora, sizeof sc->last_mix) != 0) sc->st.adapter_switches++;
     memcpy(sc->last_mix, j->req.lora, sizeof sc->last_mix);
     sc->have_last_mix = 1;
-    j->t_start = now_s();
+    j->t_start = br_now_seconds();
     if (j->req.logprobs >= 0) j->lp = br_calloc((size_t)j->req.max_tokens + 1, sizeof *j->lp);
     if (j->req.logprobs >= 0 && j->req.echo) j->prompt_lp = br_calloc((size_t)j->req.n_prompt, sizeof *j->prompt_lp);
     sc->st.active++;
@@ -252,7 +247,7 @@ static void emit(br_sched *sc, slot *sl, entry *e) {
     if (j->lp) j->lp[j->n_generated] = e->lp;
     j->n_generated++;
     sc->st.generated_tokens++;
-    if (!j->t_first) j->t_first = now_s();
+    if (!j->t_first) j->t_first = br_now_seconds();
     if (tok == m->cfg.eos_id) {
         finish(sc, sl, j, "stop");
         return;
@@ -314,9 +309,9 @@ static void *engine(void *arg) {
         int n_ent;
         const int T = build_step(sc, &n_ent), W = sc->ent[n_ent - 1].w0 + sc->ent[n_ent - 1].nw;
         br_error err;
-        const double t0 = now_s();
+        const double t0 = br_now_seconds();
         const int rc = br_session_forward_multi(sc->s, sc->tok, sc->tslot, sc->tpos, T, sc->want, W, sc->logits, &err);
-        const double dt = now_s() - t0;
+        const double dt = br_now_seconds() - t0;
         if (rc == 0) sample_step(sc, n_ent);
         pthread_mutex_lock(&sc->mu);
         sc->st.busy_seconds += dt;
@@ -427,7 +422,7 @@ int br_sched_submit(br_sched *sc, br_gen_request *req, br_job **out, br_api_erro
     memset(req, 0, sizeof *req);
     j->id = ++sc->next_id;
     j->refs = 2; /* the caller's and the engine's */
-    j->t_submit = now_s();
+    j->t_submit = br_now_seconds();
     if (sc->q_tail) sc->q_tail->next = j;
     else sc->q_head = j;
     sc->q_tail = j;
@@ -467,10 +462,10 @@ void br_job_release(br_sched *sc, br_job *job) {
 }
 
 int br_sched_drain(br_sched *sc, double timeout_s) {
-    const double end = now_s() + timeout_s;
+    const double end = br_now_seconds() + timeout_s;
     pthread_mutex_lock(&sc->mu);
     sc->draining = 1;
-    while ((sc->st.queued > 0 || sc->st.active > 0) && now_s() < end) br_sched_wait(sc, 0.05);
+    while ((sc->st.queued > 0 || sc->st.active > 0) && br_now_seconds() < end) br_sched_wait(sc, 0.05);
     const int idle = sc->st.queued == 0 && sc->st.active == 0;
     pthread_mutex_unlock(&sc->mu);
     return idle;
